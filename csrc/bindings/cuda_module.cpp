@@ -1,0 +1,160 @@
+// mlperf_trt._cuda: the CUDA twins of kernels/cpu, linked with the static CUDA runtime so that
+// importing this module never needs a GPU or a driver; calls that need one raise BackendError.
+#include <cuda_runtime.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "bindings/arrays.h"
+#include "bindings/errors.h"
+#include "build_config.h"
+#include "common/check.h"
+#include "kernels/cuda/kernels.h"
+
+namespace py = pybind11;
+using namespace mlperf_trt;
+
+namespace {
+
+// Device buffer owned for the duration of one host-array call.
+template <typename T>
+class DeviceBuffer {
+ public:
+  explicit DeviceBuffer(size_t n) : n_(n) {
+    if (n_) MLPERF_CUDA_CHECK(cudaMalloc(&ptr_, n_ * sizeof(T)));
+  }
+  ~DeviceBuffer() {
+    if (ptr_) cudaFree(ptr_);
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  T* get() const { return static_cast<T*>(ptr_); }
+  void upload(const T* src) {
+    if (n_) MLPERF_CUDA_CHECK(cudaMemcpy(ptr_, src, n_ * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  void download(T* dst) const {
+    if (n_) MLPERF_CUDA_CHECK(cudaMemcpy(dst, ptr_, n_ * sizeof(T), cudaMemcpyDeviceToHost));
+  }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t n_;
+};
+
+int device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver / no device" status
+    return 0;
+  }
+  return n;
+}
+
+std::vector<py::ssize_t> shape_of(const py::array& a) {
+  return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim());
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_cuda, m) {
+  m.doc() = "mlperf_trt CUDA kernels (twins of mlperf_trt._C.kernels)";
+  bindings::register_error_translator();
+
+  m.def("build_info", [] {
+    py::dict info;
+    info["cuda_runtime_version"] = CUDART_VERSION;
+    info["cuda_architectures"] = MLPERF_TRT_CUDA_ARCHS;
+    info["cuda_compiler_version"] = MLPERF_TRT_CUDA_COMPILER_VERSION;
+    info["static_runtime"] = true;
+    return info;
+  });
+  m.def("device_count", &device_count, "Number of usable CUDA devices (0 without a driver).");
+  m.def("synchronize", [] {
+    py::gil_scoped_release release;
+    MLPERF_CUDA_CHECK(cudaDeviceSynchronize());
+  });
+
+  // Host-array entry points: copy in, launch on the default stream, copy out (tests, benchmarks).
+  m.def(
+      "argmax_rows",
+      [](py::object scores_obj) {
+        auto scores = bindings::require_array<float>(scores_obj, "scores");
+        MLPERF_CHECK_KERNEL(scores.ndim() == 2, "argmax_rows expects float32 [rows, cols]");
+        const auto rows = static_cast<size_t>(scores.shape(0));
+        const auto cols = static_cast<size_t>(scores.shape(1));
+        py::array_t<int32_t> out(static_cast<py::ssize_t>(rows));
+        const float* src = scores.data();
+        int32_t* dst = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          DeviceBuffer<float> d_in(rows * cols);
+          DeviceBuffer<int32_t> d_out(rows);
+          d_in.upload(src);
+          kernels::cuda::argmax_rows_f32(d_in.get(), rows, cols, cols, d_out.get(), nullptr);
+          d_out.download(dst);
+        }
+        return out;
+      },
+      py::arg("scores"));
+  m.def(
+      "quantize_int8",
+      [](py::object x_obj, float scale) {
+        auto x = bindings::require_array<float>(x_obj, "x");
+        py::array_t<int8_t> out(shape_of(x));
+        const float* src = x.data();
+        int8_t* dst = out.mutable_data();
+        const auto n = static_cast<size_t>(x.size());
+        {
+          py::gil_scoped_release release;
+          DeviceBuffer<float> d_in(n);
+          DeviceBuffer<int8_t> d_out(n);
+          d_in.upload(src);
+          kernels::cuda::quantize_int8(d_in.get(), n, scale, d_out.get(), nullptr);
+          d_out.download(dst);
+        }
+        return out;
+      },
+      py::arg("x"), py::arg("scale"));
+  m.def(
+      "dequantize_int8",
+      [](py::object q_obj, float scale) {
+        auto q = bindings::require_array<int8_t>(q_obj, "q");
+        py::array_t<float> out(shape_of(q));
+        const int8_t* src = q.data();
+        float* dst = out.mutable_data();
+        const auto n = static_cast<size_t>(q.size());
+        {
+          py::gil_scoped_release release;
+          DeviceBuffer<int8_t> d_in(n);
+          DeviceBuffer<float> d_out(n);
+          d_in.upload(src);
+          kernels::cuda::dequantize_int8(d_in.get(), n, scale, d_out.get(), nullptr);
+          d_out.download(dst);
+        }
+        return out;
+      },
+      py::arg("q"), py::arg("scale"));
+
+  // Device-pointer entry points for the C++ core and the TensorRT executor (no host round trip).
+  m.def(
+      "argmax_rows_ptr",
+      [](uintptr_t scores, size_t rows, size_t cols, size_t stride, uintptr_t out,
+         uintptr_t stream) {
+        kernels::cuda::argmax_rows_f32(reinterpret_cast<const float*>(scores), rows, cols, stride,
+                                       reinterpret_cast<int32_t*>(out),
+                                       reinterpret_cast<void*>(stream));
+      },
+      py::arg("scores"), py::arg("rows"), py::arg("cols"), py::arg("stride"), py::arg("out"),
+      py::arg("stream") = 0, py::call_guard<py::gil_scoped_release>());
+  m.def(
+      "quantize_int8_ptr",
+      [](uintptr_t x, size_t n, float scale, uintptr_t out, uintptr_t stream) {
+        kernels::cuda::quantize_int8(reinterpret_cast<const float*>(x), n, scale,
+                                     reinterpret_cast<int8_t*>(out),
+                                     reinterpret_cast<void*>(stream));
+      },
+      py::arg("x"), py::arg("n"), py::arg("scale"), py::arg("out"), py::arg("stream") = 0,
+      py::call_guard<py::gil_scoped_release>());
+}

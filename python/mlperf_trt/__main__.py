@@ -1,0 +1,3 @@
+from mlperf_trt.cli import main
+
+raise SystemExit(main())
