@@ -117,7 +117,7 @@ class LoadGenSink : public ResponseSink {
     if (responses.first_token) {
       py::list first(n);
       for (size_t i = 0; i < n; ++i) {
-        const size_t size = responses.offsets[i + 1] - responses.offsets[i];
+        const size_t size = responses.sizes[i];
         first[i] = make_response(batch.ids[i], base + responses.offsets[i], size >= 4 ? 4 : 0, -1);
       }
       first_token_(first);
@@ -125,8 +125,7 @@ class LoadGenSink : public ResponseSink {
     py::list list(n);
     const bool tokens = !responses.n_tokens.empty();
     for (size_t i = 0; i < n; ++i) {
-      list[i] = make_response(batch.ids[i], base + responses.offsets[i],
-                              responses.offsets[i + 1] - responses.offsets[i],
+      list[i] = make_response(batch.ids[i], base + responses.offsets[i], responses.sizes[i],
                               tokens ? responses.n_tokens[i] : -1);
     }
     complete_(list);
@@ -163,7 +162,7 @@ std::vector<const void*> sample_pointers(const SampleStore& store, const py::seq
     MLPERF_CHECK_DATA(py::isinstance<py::array>(obj),
                       "sample " << index << " tensor '" << specs[t].name << "' is not an array");
     auto arr = py::reinterpret_borrow<py::array>(obj);
-    MLPERF_CHECK_DATA(dtype_of(arr) == specs[t].dtype,
+    MLPERF_CHECK_DATA(std::string(py::str(arr.dtype())) == dtype_name(specs[t].dtype),
                       "sample " << index << " tensor '" << specs[t].name << "' has dtype "
                                 << std::string(py::str(arr.dtype())) << ", the store expects "
                                 << dtype_name(specs[t].dtype));

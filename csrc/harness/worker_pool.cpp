@@ -65,7 +65,7 @@ void WorkerPool::record_failure(std::exception_ptr error) {
 
 void WorkerPool::complete_empty(const Batch& batch, Responses& responses) {
   responses.reset(batch.size());
-  for (size_t i = 0; i < batch.size(); ++i) responses.offsets.push_back(0);
+  for (size_t i = 0; i < batch.size(); ++i) responses.add(0, 0);
   try {
     sink_->complete(batch, responses);
   } catch (...) {

@@ -22,7 +22,7 @@ def build_info() -> dict[str, Any]:
     Never needs a GPU: `_cuda` links the static CUDA runtime, and `cuda_devices` is only filled
     when `_cuda` is importable (0 on a machine without a driver).
     """
-    from mlperf_trt import _C
+    from . import _C
 
     info: dict[str, Any] = dict(_C.build_info())
     info["package_version"] = __version__
@@ -30,13 +30,17 @@ def build_info() -> dict[str, Any]:
     info["cuda_devices"] = 0
     if info.get("cuda_built"):
         try:
-            from mlperf_trt import _cuda
+            from . import _cuda
         except ImportError as exc:  # built but not loadable: say why instead of hiding it
             info["cuda_import_error"] = str(exc)
         else:
             info["cuda_module"] = True
-            info.update({f"cuda_{k}" if not k.startswith("cuda") else k: v
-                         for k, v in _cuda.build_info().items()})
+            info.update(
+                {
+                    f"cuda_{k}" if not k.startswith("cuda") else k: v
+                    for k, v in _cuda.build_info().items()
+                }
+            )
             info["cuda_devices"] = int(_cuda.device_count())
     return info
 

@@ -1,0 +1,312 @@
+"""One driver for the project's measurements: `python benchmarks/run.py ROUTINE [options]`.
+
+Routines:
+  harness   the harness (C++ core, null backend) against a bare LoadGen run with an empty Python
+            SUT on the same settings: Offline samples/s as a ratio, Server achieved QPS and p99
+            latency at a target. Each LoadGen test runs in its own child process (LoadGen takes
+            one user.conf per process, SPEC §3.4); bare and harness alternate, and the table
+            reports every repetition and the median ratio.
+  kernels   the CPU kernels (and their CUDA twins where a GPU is present): throughput per size.
+
+Each routine prints a table and writes JSON to benchmarks/out/<routine>.json (or --out).
+Timings are measurements, never test assertions (DESIGN §7).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+
+
+# --- timing helper --------------------------------------------------------------------------
+def time_it(fn: Callable[[], object], *, repeat: int = 5, min_time: float = 0.2) -> float:
+    """Best seconds per call of `fn` over `repeat` rounds of at least `min_time` each."""
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(repeat):
+        calls = 0
+        start = time.perf_counter()
+        while True:
+            fn()
+            calls += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_time:
+                break
+        best = min(best, elapsed / calls)
+    return best
+
+
+def print_table(title: str, header: list[str], rows: list[list[Any]]) -> None:
+    cells = [header] + [[f"{c:,.4g}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    print(f"\n{title}")
+    for i, r in enumerate(cells):
+        print("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def write_json(routine: str, data: object, out: Path | None) -> Path:
+    path = out or HERE / "out" / f"{routine}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+# --- harness routine ------------------------------------------------------------------------
+def _child_bare(scenario: str, settings: dict[str, float], model: str, outdir: Path) -> None:
+    """A bare LoadGen run: the issue callback completes every sample at once, in Python."""
+    import array
+
+    import mlperf_loadgen as lg
+
+    from mlperf_trt.benchmarks import resolve
+    from mlperf_trt.results import render_user_conf
+
+    workload = resolve(model)
+    rules = workload.rules()
+    key = workload.benchmark.loadgen_key
+    payload = array.array("f", [0.0])
+    ptr, _ = payload.buffer_info()
+
+    def issue(ids: list[int], indices: list[int]) -> None:
+        lg.QuerySamplesComplete([lg.QuerySampleResponse(i, ptr, 4) for i in ids])
+
+    conf = outdir / "user.conf"
+    conf.write_text(render_user_conf(key, scenario, settings))
+    ts = lg.TestSettings()
+    ts.scenario = getattr(lg.TestScenario, scenario)
+    ts.mode = lg.TestMode.PerformanceOnly
+    if ts.FromConfig(str(conf), key, scenario) != 0:
+        raise SystemExit(f"FromConfig rejected {conf}")
+    log_settings = lg.LogSettings()
+    log_settings.log_output.outdir = str(outdir)
+    log_settings.enable_trace = False
+    sut = lg.ConstructFastSUT(issue, lambda: None)
+    qsl = lg.ConstructQSL(
+        rules.dataset_size, rules.performance_sample_count, lambda s: None, lambda s: None
+    )
+    lg.StartTestWithLogSettings(sut, qsl, ts, log_settings, str(outdir / "no-audit.config"))
+    lg.DestroyQSL(qsl)
+    lg.DestroyFastSUT(sut)
+
+
+def _child_harness(
+    scenario: str, settings: dict[str, float], model: str, outdir: Path, extra: list[str]
+) -> None:
+    from mlperf_trt.harness.runner import RunRequest, run
+
+    names = {
+        "target_qps": "offline_expected_qps" if scenario == "Offline" else "server_target_qps",
+        "min_duration": "min_duration_ms",
+        "min_query_count": "min_query_count",
+    }
+    overrides = tuple(f"{names[k]}={v}" for k, v in settings.items()) + tuple(extra)
+    outcome = run(
+        RunRequest(
+            model=model,
+            scenario=scenario,
+            backend="null",
+            results_dir=outdir / "results",
+            overrides=overrides,
+            show_progress=False,
+        )
+    )
+    for name in ("mlperf_log_detail.txt", "mlperf_log_summary.txt"):
+        (outdir / name).write_bytes((outcome.result_dir / name).read_bytes())
+
+
+def _read_result(outdir: Path) -> dict[str, Any]:
+    from mlperf_trt.results import summarize
+
+    s = summarize(outdir)
+    return {
+        "valid": s.valid,
+        "reasons": list(s.invalid_reasons),
+        "samples_per_second": s.samples_per_second,
+        "p99_ms": (s.latency_percentiles_ns.get("99.00") or 0.0) / 1e6,
+        "errors": len(s.errors),
+    }
+
+
+def _spawn(
+    kind: str, scenario: str, settings: dict[str, float], model: str, extra: list[str]
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix=f"bench-{kind}-") as tmp:
+        cmd = [
+            sys.executable,
+            __file__,
+            "harness",
+            "--child",
+            kind,
+            "--scenario",
+            scenario,
+            "--model",
+            model,
+            "--child-settings",
+            json.dumps(settings),
+            "--child-out",
+            tmp,
+            *[f"--harness-set={e}" for e in extra],
+        ]
+        subprocess.run(cmd, check=True)
+        return _read_result(Path(tmp))
+
+
+def routine_harness(args: argparse.Namespace) -> dict[str, Any]:
+    if args.child:
+        settings = json.loads(args.child_settings)
+        out = Path(args.child_out)
+        if args.child == "bare":
+            _child_bare(args.scenario, settings, args.model, out)
+        else:
+            _child_harness(args.scenario, settings, args.model, out, args.harness_set)
+        return {}
+    report: dict[str, Any] = {"model": args.model, "repeats": args.repeat}
+    offline = {
+        "target_qps": args.offline_qps,
+        "min_duration": args.duration_ms,
+        "min_query_count": 1,
+    }
+    server = {"target_qps": args.server_qps, "min_duration": args.duration_ms}
+    for scenario, settings in (("Offline", offline), ("Server", server)):
+        rows, runs = [], []
+        for rep in range(args.repeat):
+            bare = _spawn("bare", scenario, settings, args.model, [])
+            harness = _spawn("harness", scenario, settings, args.model, args.harness_set)
+            ratio = (harness["samples_per_second"] or 0) / (bare["samples_per_second"] or 1)
+            runs.append({"bare": bare, "harness": harness, "ratio": ratio})
+            rows.append(
+                [
+                    rep + 1,
+                    bare["samples_per_second"],
+                    harness["samples_per_second"],
+                    ratio,
+                    bare["p99_ms"],
+                    harness["p99_ms"],
+                    "VALID" if bare["valid"] else "INVALID",
+                    "VALID" if harness["valid"] else "INVALID",
+                ]
+            )
+        median = statistics.median(r["ratio"] for r in runs)
+        print_table(
+            f"{scenario} ({args.model}, target {settings['target_qps']:,.0f}/s, "
+            f"{args.duration_ms} ms): harness (null backend) vs bare LoadGen",
+            [
+                "rep",
+                "bare samples/s",
+                "harness samples/s",
+                "ratio",
+                "bare p99 ms",
+                "harness p99 ms",
+                "bare",
+                "harness",
+            ],
+            rows,
+        )
+        print(f"median ratio harness/bare: {median:.3f}")
+        report[scenario] = {"settings": settings, "runs": runs, "median_ratio": median}
+    return report
+
+
+# --- kernels routine ------------------------------------------------------------------------
+def routine_kernels(args: argparse.Namespace) -> dict[str, Any]:
+    import numpy as np
+
+    from mlperf_trt import _C, build_info
+
+    info = build_info()
+    cuda = None
+    if info.get("cuda_devices"):
+        from mlperf_trt import _cuda as cuda
+    rng = np.random.default_rng(0)
+    rows, report = [], []
+    for rows_n, cols in ((256, 1001), (4096, 1001), (65536, 128)):
+        scores = rng.standard_normal((rows_n, cols), dtype=np.float32)
+        t_cpu = time_it(lambda s=scores: _C.kernels.argmax_rows(s))
+        t_np = time_it(lambda s=scores: s.argmax(axis=1))
+        gbs = scores.nbytes / t_cpu / 1e9
+        entry = {
+            "kernel": "argmax_rows",
+            "shape": [rows_n, cols],
+            "cpu_s": t_cpu,
+            "numpy_s": t_np,
+            "cpu_GBps": gbs,
+        }
+        row = ["argmax_rows", f"{rows_n}x{cols}", t_cpu * 1e6, t_np * 1e6, gbs]
+        if cuda is not None:
+            t_gpu = time_it(lambda s=scores: cuda.argmax_rows(s))
+            entry["cuda_with_copies_s"] = t_gpu
+            row.append(t_gpu * 1e6)
+        rows.append(row)
+        report.append(entry)
+    for n in (1 << 16, 1 << 22):
+        x = rng.standard_normal(n, dtype=np.float32)
+        t_cpu = time_it(lambda x=x: _C.kernels.quantize_int8(x, 0.05))
+        t_np = time_it(
+            lambda x=x: np.clip(np.rint(x / np.float32(0.05)), -128, 127).astype(np.int8)
+        )
+        entry = {
+            "kernel": "quantize_int8",
+            "n": n,
+            "cpu_s": t_cpu,
+            "numpy_s": t_np,
+            "cpu_GBps": x.nbytes / t_cpu / 1e9,
+        }
+        row = ["quantize_int8", str(n), t_cpu * 1e6, t_np * 1e6, x.nbytes / t_cpu / 1e9]
+        if cuda is not None:
+            t_gpu = time_it(lambda x=x: cuda.quantize_int8(x, 0.05))
+            entry["cuda_with_copies_s"] = t_gpu
+            row.append(t_gpu * 1e6)
+        rows.append(row)
+        report.append(entry)
+    header = ["kernel", "size", "C++ us", "numpy us", "C++ GB/s"]
+    if cuda is not None:
+        header.append("CUDA us (incl. copies)")
+    print_table("kernels (best of 5)", header, rows)
+    return {"build": info, "results": report}
+
+
+ROUTINES = {"harness": routine_harness, "kernels": routine_kernels}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("routine", choices=sorted(ROUTINES))
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--model", default="resnet50")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--duration-ms", type=int, default=5000)
+    parser.add_argument("--offline-qps", type=float, default=2_000_000)
+    parser.add_argument("--server-qps", type=float, default=40_000)
+    parser.add_argument(
+        "--harness-set",
+        action="append",
+        default=[],
+        help="extra --set for the harness side (e.g. batch_size=128)",
+    )
+    parser.add_argument("--scenario", default="Offline", help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("bare", "harness"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-settings", help=argparse.SUPPRESS)
+    parser.add_argument("--child-out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    report = ROUTINES[args.routine](args)
+    if not args.child:
+        print(f"\nwrote {write_json(args.routine, report, args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

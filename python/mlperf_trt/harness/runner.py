@@ -1,0 +1,291 @@
+"""One benchmark run: workload -> config -> engine -> harness -> LoadGen -> results (DESIGN §2).
+
+`run()` is what `python -m mlperf_trt run` calls; a library user can call it the same way. It
+runs exactly one LoadGen test (one mode) in this process; `--mode submission` is the CLI running
+an accuracy test and then a performance test, each in a fresh process (SPEC §3.4).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlperf_trt import backends
+from mlperf_trt.backends.base import EngineRecipe
+from mlperf_trt.benchmarks import (
+    DEFAULT_ROUND,
+    Workload,
+    check_round,
+    check_scenario,
+    resolve,
+)
+from mlperf_trt.config import Context, ResolvedConfig, resolve_config
+from mlperf_trt.errors import BackendError, ConfigError, DataError
+from mlperf_trt.harness.loadgen import (
+    CoreSpec,
+    CoreStats,
+    LoadGenSpec,
+    check_no_stray_audit_config,
+    loadgen_version,
+    run_test,
+)
+from mlperf_trt.progress import Progress
+from mlperf_trt.results import (
+    AtomicResultDir,
+    RunSummary,
+    atomic_write_json,
+    atomic_write_text,
+    render_user_conf,
+    result_dir,
+    submittable_problems,
+    summarize,
+)
+from mlperf_trt.system import SystemInfo, detect
+
+log = logging.getLogger(__name__)
+
+RUN_MODES: tuple[str, ...] = ("performance", "accuracy", "submission")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    model: str
+    scenario: str
+    mode: str = "performance"
+    duration: str = "full"
+    backend: str = "auto"
+    round: str = DEFAULT_ROUND
+    results_dir: Path = Path("results")
+    config_files: tuple[Path, ...] = ()
+    overrides: tuple[str, ...] = ()
+    data_dir: Path | None = None
+    show_progress: bool = True
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    workload: Workload
+    scenario: str
+    mode: str
+    backend: str
+    backend_note: str
+    result_dir: Path
+    summary: RunSummary
+    config: ResolvedConfig
+    stats: CoreStats
+    not_submittable: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything checked and resolved before LoadGen starts."""
+
+    workload: Workload
+    scenario: str
+    mode: str
+    round: str
+    backend: str
+    backend_note: str
+    system: SystemInfo
+    config: ResolvedConfig
+    final_dir: Path
+
+
+def plan_run(request: RunRequest) -> Plan:
+    """Validates the request and resolves its settings; raises a typed error naming the culprit."""
+    workload = resolve(request.model)
+    scenario = check_scenario(request.scenario)
+    round_ = check_round(request.round)
+    if request.mode not in ("performance", "accuracy"):
+        raise ConfigError(
+            f"--mode {request.mode!r}: run() executes one LoadGen test, 'performance' or"
+            " 'accuracy' (the CLI runs 'submission' as one of each, in fresh processes)"
+        )
+    if request.data_dir is not None and not Path(request.data_dir).is_dir():
+        raise DataError(
+            f"--data-dir {request.data_dir}: no such directory; point it at the data set's raw"
+            " folder, or leave it out to use the synthetic data set"
+        )
+    check_no_stray_audit_config()
+    backend, note = backends.choose_backend(request.backend)
+    system = detect()
+    context = Context(
+        workload=workload.name,
+        scenario=scenario,
+        backend=backend,
+        cpu_threads=system.cpu_threads,
+        gpus=len(system.gpus),
+        samples_per_query=workload.rules(round_).multistream_samples_per_query,
+        duration=_check_duration(request.duration),
+    )
+    config = resolve_config(
+        context,
+        duration=_check_duration(request.duration),
+        config_files=request.config_files,
+        overrides=request.overrides,
+    )
+    final = result_dir(
+        Path(request.results_dir), system.system_id, workload.name, scenario, request.mode
+    )
+    return Plan(workload, scenario, request.mode, round_, backend, note, system, config, final)
+
+
+def _check_duration(duration: str) -> str:
+    from mlperf_trt.config import DURATIONS
+
+    if duration not in DURATIONS:
+        raise ConfigError(f"--duration {duration!r}: expected one of {', '.join(DURATIONS)}")
+    return duration
+
+
+def _core_spec(plan: Plan) -> CoreSpec:
+    """Engine and post-processor for the plan's backend."""
+    from mlperf_trt import _C
+
+    cfg = plan.config
+    workload = plan.workload
+    card = workload.benchmark.model_card
+    groups = int(cfg["worker_groups"])
+    workers = int(cfg["workers"])
+    batch = int(cfg["batch_size"])
+    if plan.backend != "null":
+        raise BackendError(
+            f"backend {plan.backend!r} cannot run {workload.name} in this version yet; use"
+            " --backend null to measure the harness"
+        )
+    from mlperf_trt.backends.null import NullBackend
+
+    engine = NullBackend(card)
+    artifact = engine.build(
+        EngineRecipe(
+            backend="null",
+            workload=workload.name,
+            precision=workload.default_precision("null"),
+            batch_sizes=(batch,),
+        )
+    )
+    executors = [engine.load(artifact, device=g) for g in range(groups) for _ in range(workers)]
+    payload = workload.benchmark.payload
+    first_token = payload.tokens and plan.scenario != "Offline"
+    post = _C.harness.ZerosPostprocessor(
+        payload.nbytes, payload.elements if payload.tokens else 0, first_token
+    )
+    return CoreSpec(
+        max_batch=batch,
+        timeout_us=int(cfg["server_batch_timeout_us"]) if plan.scenario == "Server" else 0,
+        executors=executors,
+        groups=[g for g in range(groups) for _ in range(workers)],
+        input_names=(),
+        output_names=(),
+        postprocessor=post,
+    )
+
+
+def _not_submittable(plan: Plan, summary: RunSummary) -> list[str]:
+    problems: list[str] = []
+    rules = plan.workload.rules(plan.round)
+    if plan.config.duration != "full":
+        problems.append(
+            f"--duration {plan.config.duration} shortens the run; only 'full' keeps"
+            " the official durations and counts"
+        )
+    if plan.backend == "null":
+        problems.append("the null backend does no inference")
+    if plan.scenario not in rules.all_scenarios:
+        problems.append(
+            f"{plan.scenario} is not a scenario of {plan.workload.name} in"
+            f" {plan.round} (it has {', '.join(rules.all_scenarios)})"
+        )
+    if plan.mode == "performance":
+        latency = rules.server_latency_ms
+        problems += submittable_problems(
+            summary,
+            round_seeds=rules.loadgen_seeds,
+            required_psc=rules.performance_sample_count,
+            offline_min_samples=rules.offline_min_samples,
+            server_latency_ns=int(latency * 1e6) if latency is not None else None,
+            equal_issue=rules.equal_issue,
+        )
+    elif summary.errors:
+        problems.append(
+            f"LoadGen logged {len(summary.errors)} error(s): " + "; ".join(summary.errors)
+        )
+    return problems
+
+
+def run(request: RunRequest) -> RunOutcome:
+    """Runs one LoadGen test; returns its summary. The result folder appears only on success."""
+    plan = plan_run(request)
+    core = _core_spec(plan)
+    rules = plan.workload.rules(plan.round)
+    cfg = plan.config
+    key = plan.workload.benchmark.loadgen_key
+    log.info(
+        "%s %s %s on %s -> %s",
+        plan.workload.name,
+        plan.scenario,
+        plan.mode,
+        plan.backend,
+        plan.final_dir,
+    )
+    atomic = AtomicResultDir(plan.final_dir)
+    try:
+        tmp = atomic.temp
+        user_conf = tmp / "user.conf"
+        atomic_write_text(user_conf, render_user_conf(key, plan.scenario, cfg.user_conf_settings()))
+        resolved = cfg.to_json()
+        resolved.update(
+            {
+                "round": plan.round,
+                "mode": plan.mode,
+                "system_id": plan.system.system_id,
+                "loadgen": loadgen_version(),
+                "backend_note": plan.backend_note,
+            }
+        )
+        atomic_write_json(tmp / "resolved_config.json", resolved)
+        min_duration = cfg["min_duration_ms"]
+        progress = (
+            Progress(
+                f"{plan.workload.name} {plan.scenario} {plan.mode}",
+                interval=float(cfg["progress_interval_s"]),
+            )
+            if request.show_progress
+            else None
+        )
+        stats = run_test(
+            core,
+            LoadGenSpec(
+                model_key=key,
+                scenario=plan.scenario,
+                mode=plan.mode,
+                user_conf=user_conf,
+                outdir=tmp,
+                total_count=rules.dataset_size,
+                performance_count=rules.performance_sample_count,
+                enable_trace=bool(cfg["enable_trace"]),
+            ),
+            progress=progress,
+            expected_s=(min_duration or 600_000) / 1000.0,
+            failure_grace_s=float(cfg["failure_grace_s"]),
+            on_abort=atomic.discard,
+        )
+        summary = summarize(tmp)
+        (tmp / "no-audit.config").unlink(missing_ok=True)
+        atomic.commit()
+    except BaseException:
+        atomic.discard()
+        raise
+    return RunOutcome(
+        workload=plan.workload,
+        scenario=plan.scenario,
+        mode=plan.mode,
+        backend=plan.backend,
+        backend_note=plan.backend_note,
+        result_dir=plan.final_dir,
+        summary=summary,
+        config=cfg,
+        stats=stats,
+        not_submittable=tuple(_not_submittable(plan, summary)),
+    )
