@@ -100,3 +100,57 @@ def test_cuda_quantize_matches_cpu(n: int) -> None:
     np.testing.assert_array_equal(_cuda.quantize_int8(x, 0.37), K.quantize_int8(x, 0.37))
     q = K.quantize_int8(x, 0.37)
     np.testing.assert_array_equal(_cuda.dequantize_int8(q, 0.37), K.dequantize_int8(q, 0.37))
+
+
+MEAN = (123.68, 116.78, 103.94)  # SPEC §2.1
+
+
+def _ref_crop_normalize(img, top, left, h, w, mean, divisor, bgr):  # type: ignore[no-untyped-def]
+    crop = img[top : top + h, left : left + w]
+    if bgr:
+        crop = crop[:, :, ::-1]
+    out = (crop.astype(np.float32) - np.array(mean, np.float32)) / np.array(divisor, np.float32)
+    return np.ascontiguousarray(out.transpose(2, 0, 1))
+
+
+@pytest.mark.parametrize(
+    ("shape", "window"),
+    [
+        ((224, 224, 3), (0, 0, 224, 224)),
+        ((256, 341, 3), (16, 58, 224, 224)),
+        ((9, 5, 3), (3, 1, 5, 3)),
+    ],
+)
+@pytest.mark.parametrize("bgr", [True, False])
+def test_crop_normalize_is_bit_identical_to_numpy(shape, window, bgr) -> None:  # type: ignore[no-untyped-def]
+    img = np.random.default_rng(3).integers(0, 256, shape, dtype=np.uint8)
+    out = K.crop_normalize(img, *window, MEAN, (1.0, 1.0, 1.0), bgr)
+    np.testing.assert_array_equal(out, _ref_crop_normalize(img, *window, MEAN, (1, 1, 1), bgr))
+    scaled = K.crop_normalize(img, *window, (0.0, 0.0, 0.0), (255.0, 255.0, 255.0), bgr)
+    np.testing.assert_array_equal(
+        scaled, _ref_crop_normalize(img, *window, (0, 0, 0), (255,) * 3, bgr)
+    )
+    q = K.crop_normalize_int8(img, *window, MEAN, (1.0, 1.0, 1.0), bgr, 1.2)
+    np.testing.assert_array_equal(
+        q, _ref_quantize(_ref_crop_normalize(img, *window, MEAN, (1, 1, 1), bgr), 1.2)
+    )
+
+
+def test_crop_normalize_rejects_bad_windows() -> None:
+    img = np.zeros((10, 10, 3), np.uint8)
+    with pytest.raises(KernelError, match="does not fit"):
+        K.crop_normalize(img, 5, 0, 6, 4, MEAN)
+    with pytest.raises(KernelError, match="HWC"):
+        K.crop_normalize(np.zeros((10, 10), np.uint8), 0, 0, 2, 2, MEAN)
+
+
+@pytest.mark.gpu
+def test_cuda_crop_normalize_matches_cpu() -> None:
+    from mlperf_trt import _cuda
+
+    img = np.random.default_rng(5).integers(0, 256, (300, 257, 3), dtype=np.uint8)
+    args = (img, 38, 16, 224, 224, MEAN, (1.0, 1.0, 1.0), True)
+    np.testing.assert_array_equal(_cuda.crop_normalize(*args), K.crop_normalize(*args))
+    np.testing.assert_array_equal(
+        _cuda.crop_normalize_int8(*args, 0.9), K.crop_normalize_int8(*args, 0.9)
+    )

@@ -8,6 +8,7 @@
 
 #include "common/check.h"
 #include "common/tensor.h"
+#include "kernels/cpu/image.h"
 
 namespace mlperf_trt::bindings {
 
@@ -25,6 +26,25 @@ pybind11::array_t<T, pybind11::array::c_style> require_array(const pybind11::han
   MLPERF_CHECK_KERNEL(arr.flags() & pybind11::array::c_style,
                       what << " must be C-contiguous; use numpy.ascontiguousarray");
   return pybind11::reinterpret_borrow<pybind11::array_t<T, pybind11::array::c_style>>(arr);
+}
+
+// An HWC 3-channel uint8 image and the crop window asked of it (kernels/cpu/image.h).
+inline kernels::ImageWindow image_window(const pybind11::array_t<uint8_t, pybind11::array::c_style>& img,
+                                         size_t top, size_t left, size_t out_h, size_t out_w,
+                                         bool bgr_to_rgb) {
+  MLPERF_CHECK_KERNEL(img.ndim() == 3 && img.shape(2) == 3,
+                      "image must be uint8 [height, width, 3] (HWC), got " << img.ndim()
+                                                                          << " dims");
+  kernels::ImageWindow w;
+  w.height = static_cast<size_t>(img.shape(0));
+  w.width = static_cast<size_t>(img.shape(1));
+  w.top = top;
+  w.left = left;
+  w.out_h = out_h;
+  w.out_w = out_w;
+  w.bgr_to_rgb = bgr_to_rgb;
+  kernels::check_window(w);
+  return w;
 }
 
 inline DType dtype_of(const pybind11::array& arr) {

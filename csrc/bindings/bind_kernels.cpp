@@ -1,11 +1,15 @@
 // Host-array entry points of the CPU kernels (tests, benchmarks, and CPU post-processing).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <array>
 
 #include "bindings/arrays.h"
 #include "bindings/bindings.h"
 #include "common/check.h"
 #include "kernels/cpu/argmax.h"
+#include "kernels/cpu/image.h"
 #include "kernels/cpu/quantize.h"
 
 namespace py = pybind11;
@@ -62,6 +66,45 @@ void bind_kernels(py::module_& m) {
         return out;
       },
       py::arg("q"), py::arg("scale"), "q * scale as float32.");
+  k.def(
+      "crop_normalize",
+      [](py::object img_obj, size_t top, size_t left, size_t out_h, size_t out_w,
+         std::array<float, 3> mean, std::array<float, 3> divisor, bool bgr_to_rgb) {
+        auto img = require_array<uint8_t>(img_obj, "image");
+        const auto w = image_window(img, top, left, out_h, out_w, bgr_to_rgb);
+        py::array_t<float> out({py::ssize_t{3}, static_cast<py::ssize_t>(out_h),
+                                static_cast<py::ssize_t>(out_w)});
+        const uint8_t* src = img.data();
+        float* dst = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          kernels::crop_normalize_chw_f32(src, w, mean.data(), divisor.data(), dst);
+        }
+        return out;
+      },
+      py::arg("image"), py::arg("top"), py::arg("left"), py::arg("out_h"), py::arg("out_w"),
+      py::arg("mean"), py::arg("divisor") = std::array<float, 3>{1.0f, 1.0f, 1.0f},
+      py::arg("bgr_to_rgb") = false,
+      "Crop an HWC uint8 image, (x - mean) / divisor per channel, CHW float32.");
+  k.def(
+      "crop_normalize_int8",
+      [](py::object img_obj, size_t top, size_t left, size_t out_h, size_t out_w,
+         std::array<float, 3> mean, std::array<float, 3> divisor, bool bgr_to_rgb, float scale) {
+        auto img = require_array<uint8_t>(img_obj, "image");
+        const auto w = image_window(img, top, left, out_h, out_w, bgr_to_rgb);
+        py::array_t<int8_t> out({py::ssize_t{3}, static_cast<py::ssize_t>(out_h),
+                                 static_cast<py::ssize_t>(out_w)});
+        const uint8_t* src = img.data();
+        int8_t* dst = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          kernels::crop_normalize_chw_i8(src, w, mean.data(), divisor.data(), scale, dst);
+        }
+        return out;
+      },
+      py::arg("image"), py::arg("top"), py::arg("left"), py::arg("out_h"), py::arg("out_w"),
+      py::arg("mean"), py::arg("divisor"), py::arg("bgr_to_rgb"), py::arg("scale"),
+      "crop_normalize, then quantised to int8 with `scale` (an INT8 engine's input).");
 }
 
 }  // namespace mlperf_trt::bindings

@@ -3,6 +3,9 @@
 #include <cuda_runtime.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <array>
 
 #include <cstdint>
 #include <vector>
@@ -136,6 +139,58 @@ PYBIND11_MODULE(_cuda, m) {
         return out;
       },
       py::arg("q"), py::arg("scale"));
+
+  m.def(
+      "crop_normalize",
+      [](py::object img_obj, size_t top, size_t left, size_t out_h, size_t out_w,
+         std::array<float, 3> mean, std::array<float, 3> divisor, bool bgr_to_rgb) {
+        auto img = bindings::require_array<uint8_t>(img_obj, "image");
+        const auto w = bindings::image_window(img, top, left, out_h, out_w, bgr_to_rgb);
+        py::array_t<float> out({py::ssize_t{3}, static_cast<py::ssize_t>(out_h),
+                                static_cast<py::ssize_t>(out_w)});
+        const uint8_t* src = img.data();
+        float* dst = out.mutable_data();
+        const size_t in_n = static_cast<size_t>(img.size());
+        const size_t out_n = 3 * out_h * out_w;
+        {
+          py::gil_scoped_release release;
+          DeviceBuffer<uint8_t> d_in(in_n);
+          DeviceBuffer<float> d_out(out_n);
+          d_in.upload(src);
+          kernels::cuda::crop_normalize_chw_f32(d_in.get(), w, mean.data(), divisor.data(),
+                                                d_out.get(), nullptr);
+          d_out.download(dst);
+        }
+        return out;
+      },
+      py::arg("image"), py::arg("top"), py::arg("left"), py::arg("out_h"), py::arg("out_w"),
+      py::arg("mean"), py::arg("divisor") = std::array<float, 3>{1.0f, 1.0f, 1.0f},
+      py::arg("bgr_to_rgb") = false);
+  m.def(
+      "crop_normalize_int8",
+      [](py::object img_obj, size_t top, size_t left, size_t out_h, size_t out_w,
+         std::array<float, 3> mean, std::array<float, 3> divisor, bool bgr_to_rgb, float scale) {
+        auto img = bindings::require_array<uint8_t>(img_obj, "image");
+        const auto w = bindings::image_window(img, top, left, out_h, out_w, bgr_to_rgb);
+        py::array_t<int8_t> out({py::ssize_t{3}, static_cast<py::ssize_t>(out_h),
+                                 static_cast<py::ssize_t>(out_w)});
+        const uint8_t* src = img.data();
+        int8_t* dst = out.mutable_data();
+        const size_t in_n = static_cast<size_t>(img.size());
+        const size_t out_n = 3 * out_h * out_w;
+        {
+          py::gil_scoped_release release;
+          DeviceBuffer<uint8_t> d_in(in_n);
+          DeviceBuffer<int8_t> d_out(out_n);
+          d_in.upload(src);
+          kernels::cuda::crop_normalize_chw_i8(d_in.get(), w, mean.data(), divisor.data(), scale,
+                                               d_out.get(), nullptr);
+          d_out.download(dst);
+        }
+        return out;
+      },
+      py::arg("image"), py::arg("top"), py::arg("left"), py::arg("out_h"), py::arg("out_w"),
+      py::arg("mean"), py::arg("divisor"), py::arg("bgr_to_rgb"), py::arg("scale"));
 
   // Device-pointer entry points for the C++ core and the TensorRT executor (no host round trip).
   m.def(
