@@ -16,7 +16,7 @@ from mlperf_trt.errors import BackendError
 def test_null_outputs_follow_the_model_card(bench) -> None:  # type: ignore[no-untyped-def]
     backend = NullBackend(bench.model_card)
     recipe = EngineRecipe("null", bench.name, "fp32", (3,))
-    executor = backend.load(backend.build(recipe), device=0)
+    executor = backend.load(backend.build(None, recipe), device=0)
     out = executor.run({}, batch_size=3)
     assert set(out) == {o.name for o in bench.model_card.outputs}
     for spec in bench.model_card.outputs:

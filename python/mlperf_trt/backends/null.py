@@ -53,7 +53,7 @@ class NullBackend:
     def availability(self) -> tuple[bool, str]:
         return True, "no inference: zeros of the model card's output shapes"
 
-    def build(self, recipe: EngineRecipe) -> EngineArtifact:
+    def build(self, model: object, recipe: EngineRecipe) -> EngineArtifact:
         return EngineArtifact(recipe=recipe, path=None, cache_hit=True)
 
     def load(self, artifact: EngineArtifact, device: int) -> NullExecutor:

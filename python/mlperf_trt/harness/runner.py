@@ -158,6 +158,7 @@ def _core_spec(plan: Plan) -> CoreSpec:
 
     engine = NullBackend(card)
     artifact = engine.build(
+        None,
         EngineRecipe(
             backend="null",
             workload=workload.name,
