@@ -15,6 +15,29 @@ class kernels:  # submodule
     def quantize_int8(x: npt.NDArray[np.float32], scale: float) -> npt.NDArray[np.int8]: ...
     @staticmethod
     def dequantize_int8(q: npt.NDArray[np.int8], scale: float) -> npt.NDArray[np.float32]: ...
+    @staticmethod
+    def crop_normalize(
+        image: npt.NDArray[np.uint8],
+        top: int,
+        left: int,
+        out_h: int,
+        out_w: int,
+        mean: tuple[float, float, float],
+        divisor: tuple[float, float, float] = (1.0, 1.0, 1.0),
+        bgr_to_rgb: bool = False,
+    ) -> npt.NDArray[np.float32]: ...
+    @staticmethod
+    def crop_normalize_int8(
+        image: npt.NDArray[np.uint8],
+        top: int,
+        left: int,
+        out_h: int,
+        out_w: int,
+        mean: tuple[float, float, float],
+        divisor: tuple[float, float, float],
+        bgr_to_rgb: bool,
+        scale: float,
+    ) -> npt.NDArray[np.int8]: ...
 
 class harness:  # submodule
     class TensorSpec:
