@@ -38,10 +38,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(no_trt)
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path, timeout: float = 120, data_root: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """`python -m mlperf_trt ARGS` in a fresh process (LoadGen takes one user.conf per process)."""
     env = dict(os.environ)
     env["MLPERF_TRT_SYSTEM_ID"] = "testsys"
+    env["MLPERF_TRT_DATA_ROOT"] = str(data_root or cwd / "data")
     return subprocess.run(
         [sys.executable, "-m", "mlperf_trt", *args],
         cwd=cwd,
@@ -52,9 +55,15 @@ def run_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.Completed
     )
 
 
+@pytest.fixture(scope="session")
+def shared_data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data root per test session: built models and synthetic sets are made once."""
+    return tmp_path_factory.mktemp("data-root")
+
+
 @pytest.fixture
-def cli(tmp_path: Path):  # type: ignore[no-untyped-def]
-    def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return run_cli(*args, cwd=tmp_path, timeout=timeout)
+def cli(tmp_path: Path, shared_data_root: Path):  # type: ignore[no-untyped-def]
+    def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, cwd=tmp_path, timeout=timeout, data_root=shared_data_root)
 
     return _run

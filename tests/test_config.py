@@ -33,7 +33,7 @@ def test_precedence_default_preset_file_set(tmp_path: Path) -> None:
     )
     assert cfg["server_target_qps"] == 500.0 and cfg.sources["server_target_qps"].startswith("file")
     assert cfg["min_duration_ms"] == 3000 and cfg.sources["min_duration_ms"] == "--set"
-    assert cfg["min_query_count"] == 100 and cfg.sources["min_query_count"] == "duration smoke"
+    assert cfg["min_query_count"] == 600 and cfg.sources["min_query_count"] == "duration smoke"
     assert cfg["batch_size"] == 16  # the [Server] table applies, [Offline] does not
     assert cfg.to_json()["settings"]["batch_size"]["source"].startswith("file")
 

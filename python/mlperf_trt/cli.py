@@ -79,6 +79,20 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="the data set's official raw folder (default: synthetic data)",
     )
+    p.add_argument(
+        "--model-path",
+        type=Path,
+        default=None,
+        help="run this ONNX model (checked against the model card) instead of the built-in one",
+    )
+    p.add_argument("--precision", default=None, help="fp32 | fp16 | bf16 | int8 | fp8")
+    p.add_argument("--model-size", default=None, help="built-in model size: full | tiny")
+    p.add_argument(
+        "--engines-dir",
+        type=Path,
+        default=Path("engines"),
+        help="root of the engine cache (default ./engines)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress lines")
 
 
@@ -100,6 +114,43 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run one benchmark scenario through LoadGen")
     _add_run_args(p)
+
+    p = sub.add_parser(
+        "prepare", help="preprocess a data set into the cache (or make a synthetic one)"
+    )
+    p.add_argument("--model", required=True)
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="the official raw folder; with --synthetic, where to write the set",
+    )
+    p.add_argument(
+        "--synthetic",
+        type=int,
+        default=None,
+        metavar="N",
+        help="write N synthetic samples in the official raw layout, then prepare them",
+    )
+    p.add_argument(
+        "--model-path",
+        type=Path,
+        default=None,
+        help="label synthetic data with this model instead of the built-in one",
+    )
+    p.add_argument("--model-size", default="full", choices=("full", "tiny"))
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("accuracy", help="score an mlperf_log_accuracy.json")
+    p.add_argument("--model", required=True)
+    p.add_argument("--log", type=Path, required=True, help="path of mlperf_log_accuracy.json")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="the data set the log was run on (default: from resolved_config.json)",
+    )
+    p.add_argument("--round", default="v5.0")
     return parser
 
 
@@ -163,7 +214,14 @@ def _print_outcome(outcome: object) -> None:
         f"duration {o.config.duration}"
     )
     print(f"backend     : {o.backend_note}")
+    for note in o.notes:
+        print(note)
     print(format_summary(o.summary), end="")
+    if o.accuracy is not None:
+        print(f"Accuracy    : {o.accuracy.line}")
+        for line in o.accuracy_lines:
+            print(f"  {line}")
+        print(f"Accuracy is : {'PASS' if o.accuracy_passed else 'FAIL'}")
     print(
         f"Harness     : {o.stats.completed_samples:,} samples in {o.stats.batches:,} batches "
         f"(batch_size {o.config['batch_size']}, {o.config['worker_groups']} group(s) x "
@@ -212,6 +270,11 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     if args.mode == "submission":
         return _run_submission(args, argv)
+    overrides = list(args.overrides)
+    if args.precision:
+        overrides.append(f"precision={args.precision}")
+    if args.model_size:
+        overrides.append(f"model_size={args.model_size}")
     outcome = run(
         RunRequest(
             model=args.model,
@@ -222,7 +285,9 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             round=args.round,
             results_dir=args.results_dir,
             config_files=tuple(args.config),
-            overrides=tuple(args.overrides),
+            overrides=tuple(overrides),
+            model_path=args.model_path,
+            engines_dir=args.engines_dir,
             data_dir=args.data_dir,
             show_progress=not args.no_progress,
         )
@@ -230,7 +295,45 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     _print_outcome(outcome)
     if outcome.mode == "performance" and not outcome.summary.valid:
         return EXIT_INVALID
+    if outcome.accuracy_passed is False:
+        return EXIT_INVALID
     return EXIT_OK
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from mlperf_trt.benchmarks import resolve
+    from mlperf_trt.harness.inputs import prepare_dataset
+
+    data = prepare_dataset(
+        resolve(args.model),
+        data_dir=args.data_dir,
+        synthetic=args.synthetic,
+        model_path=args.model_path,
+        size=args.model_size,
+        show_progress=not args.no_progress,
+    )
+    print(f"raw data : {data.raw_dir}")
+    if data.synthetic:
+        print(
+            f"labels   : the FP32 model's own predictions (its top-1 on the set:"
+            f" {data.fp32_reference:.3f}%)"
+        )
+    print(f"prepared : {data.prepared.count} samples in {data.prepared.path}")
+    return EXIT_OK
+
+
+def _cmd_accuracy(args: argparse.Namespace) -> int:
+    from mlperf_trt.benchmarks import check_round, resolve
+    from mlperf_trt.harness.pipelines import score_log
+
+    report, passed, lines = score_log(
+        resolve(args.model), args.log, data_dir=args.data_dir, round_=check_round(args.round)
+    )
+    print(report.line)
+    for line in lines:
+        print(line)
+    print("PASS" if passed else "FAIL")
+    return EXIT_OK if passed else EXIT_INVALID
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -249,6 +352,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_config(args)
         if args.command == "run":
             return _cmd_run(args, argv)
+        if args.command == "prepare":
+            return _cmd_prepare(args)
+        if args.command == "accuracy":
+            return _cmd_accuracy(args)
     except MlperfTrtError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

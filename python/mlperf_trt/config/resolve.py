@@ -6,6 +6,7 @@ result (DESIGN §2).
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,7 +36,8 @@ def duration_preset(duration: str, scenario: str) -> dict[str, Value]:
     if duration == "smoke":
         preset: dict[str, Value] = {"min_duration_ms": 1000}
         # MultiStream keeps mlperf.conf's 662 queries: the p99 early-stopping estimate needs them.
-        counts = {"Offline": 64, "SingleStream": 64, "Server": 100}
+        # Server: 600 queries, enough for the p99 early-stopping estimate (SPEC §3.6) at any QPS.
+        counts = {"Offline": 64, "SingleStream": 64, "Server": 600}
     elif duration == "short":
         preset = {"min_duration_ms": 60_000}
         counts = {"Offline": 1, "SingleStream": 100, "Server": 100}
@@ -62,6 +64,16 @@ class ResolvedConfig:
     def __getitem__(self, name: str) -> Any:
         get_field(name, "config lookup")
         return self.values[name]
+
+    def with_value(self, name: str, value: Value, source: str) -> ResolvedConfig:
+        """A copy with one field replaced (e.g. a hint measured on this machine)."""
+        f = get_field(name, "config update")
+        parsed = f.parse(value, source)
+        return dataclasses.replace(
+            self,
+            values={**self.values, name: parsed},
+            sources={**self.sources, name: source},
+        )
 
     def user_conf_settings(self) -> dict[str, int | float]:
         """user.conf keys (without model.scenario.) of every LoadGen field set for this scenario."""

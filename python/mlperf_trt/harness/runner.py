@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlperf_trt import backends
-from mlperf_trt.backends.base import EngineRecipe
+from mlperf_trt.accuracy.base import Report, write_accuracy_txt
 from mlperf_trt.benchmarks import (
     DEFAULT_ROUND,
     Workload,
@@ -21,15 +21,16 @@ from mlperf_trt.benchmarks import (
     resolve,
 )
 from mlperf_trt.config import Context, ResolvedConfig, resolve_config
-from mlperf_trt.errors import BackendError, ConfigError, DataError
+from mlperf_trt.errors import BackendError, ConfigError, DataError, ModelError
 from mlperf_trt.harness.loadgen import (
-    CoreSpec,
     CoreStats,
     LoadGenSpec,
     check_no_stray_audit_config,
     loadgen_version,
     run_test,
 )
+from mlperf_trt.harness.pipelines import has_pipeline, pipeline_for
+from mlperf_trt.harness.setup import Setup, null_setup, ort_setup
 from mlperf_trt.progress import Progress
 from mlperf_trt.results import (
     AtomicResultDir,
@@ -60,6 +61,8 @@ class RunRequest:
     config_files: tuple[Path, ...] = ()
     overrides: tuple[str, ...] = ()
     data_dir: Path | None = None
+    model_path: Path | None = None
+    engines_dir: Path = Path("engines")
     show_progress: bool = True
 
 
@@ -75,6 +78,10 @@ class RunOutcome:
     config: ResolvedConfig
     stats: CoreStats
     not_submittable: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = field(default=())
+    accuracy: Report | None = None
+    accuracy_passed: bool | None = None
+    accuracy_lines: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,20 @@ def plan_run(request: RunRequest) -> Plan:
         )
     check_no_stray_audit_config()
     backend, note = backends.choose_backend(request.backend)
+    if backend != "null" and not has_pipeline(workload.benchmark.name):
+        if request.backend != "auto":
+            pipeline_for(workload.benchmark.name)  # raises, naming the benchmarks that have one
+        backend, note = (
+            "null",
+            (
+                f"no inference: {workload.benchmark.name} has no {backend} pipeline in this version"
+                " yet (auto fell back to the null backend)"
+            ),
+        )
+    if request.model_path is not None and not Path(request.model_path).is_file():
+        raise ModelError(
+            f"--model-path {request.model_path}: no such file; give the ONNX model to run"
+        )
     system = detect()
     context = Context(
         workload=workload.name,
@@ -118,6 +139,7 @@ def plan_run(request: RunRequest) -> Plan:
         gpus=len(system.gpus),
         samples_per_query=workload.rules(round_).multistream_samples_per_query,
         duration=_check_duration(request.duration),
+        default_precision=workload.default_precision(backend),
     )
     config = resolve_config(
         context,
@@ -137,50 +159,6 @@ def _check_duration(duration: str) -> str:
     if duration not in DURATIONS:
         raise ConfigError(f"--duration {duration!r}: expected one of {', '.join(DURATIONS)}")
     return duration
-
-
-def _core_spec(plan: Plan) -> CoreSpec:
-    """Engine and post-processor for the plan's backend."""
-    from mlperf_trt import _C
-
-    cfg = plan.config
-    workload = plan.workload
-    card = workload.benchmark.model_card
-    groups = int(cfg["worker_groups"])
-    workers = int(cfg["workers"])
-    batch = int(cfg["batch_size"])
-    if plan.backend != "null":
-        raise BackendError(
-            f"backend {plan.backend!r} cannot run {workload.name} in this version yet; use"
-            " --backend null to measure the harness"
-        )
-    from mlperf_trt.backends.null import NullBackend
-
-    engine = NullBackend(card)
-    artifact = engine.build(
-        None,
-        EngineRecipe(
-            backend="null",
-            workload=workload.name,
-            precision=workload.default_precision("null"),
-            batch_sizes=(batch,),
-        )
-    )
-    executors = [engine.load(artifact, device=g) for g in range(groups) for _ in range(workers)]
-    payload = workload.benchmark.payload
-    first_token = payload.tokens and plan.scenario != "Offline"
-    post = _C.harness.ZerosPostprocessor(
-        payload.nbytes, payload.elements if payload.tokens else 0, first_token
-    )
-    return CoreSpec(
-        max_batch=batch,
-        timeout_us=int(cfg["server_batch_timeout_us"]) if plan.scenario == "Server" else 0,
-        executors=executors,
-        groups=[g for g in range(groups) for _ in range(workers)],
-        input_names=(),
-        output_names=(),
-        postprocessor=post,
-    )
 
 
 def _not_submittable(plan: Plan, summary: RunSummary) -> list[str]:
@@ -215,12 +193,30 @@ def _not_submittable(plan: Plan, summary: RunSummary) -> list[str]:
     return problems
 
 
+def setup_engine(plan: Plan, request: RunRequest) -> Setup:
+    """Model, data, engine and executors for the plan's backend."""
+    if plan.backend == "null":
+        return null_setup(plan.workload, plan.scenario, plan.config, plan.round)
+    if plan.backend == "ort":
+        return ort_setup(
+            plan.workload,
+            plan.scenario,
+            plan.config,
+            plan.round,
+            plan.system,
+            model_path=request.model_path,
+            data_dir=request.data_dir,
+            engines_root=Path(request.engines_dir),
+            show_progress=request.show_progress,
+        )
+    raise BackendError(f"backend {plan.backend!r} cannot run {plan.workload.name} here yet")
+
+
 def run(request: RunRequest) -> RunOutcome:
     """Runs one LoadGen test; returns its summary. The result folder appears only on success."""
     plan = plan_run(request)
-    core = _core_spec(plan)
-    rules = plan.workload.rules(plan.round)
-    cfg = plan.config
+    setup = setup_engine(plan, request)
+    cfg = setup.config
     key = plan.workload.benchmark.loadgen_key
     log.info(
         "%s %s %s on %s -> %s",
@@ -231,6 +227,9 @@ def run(request: RunRequest) -> RunOutcome:
         plan.final_dir,
     )
     atomic = AtomicResultDir(plan.final_dir)
+    report: Report | None = None
+    passed: bool | None = None
+    lines: list[str] = []
     try:
         tmp = atomic.temp
         user_conf = tmp / "user.conf"
@@ -243,6 +242,12 @@ def run(request: RunRequest) -> RunOutcome:
                 "system_id": plan.system.system_id,
                 "loadgen": loadgen_version(),
                 "backend_note": plan.backend_note,
+                "notes": list(setup.notes),
+                "inputs": setup.extra,
+                "qsl": {
+                    "total_count": setup.total_count,
+                    "performance_count": setup.performance_count,
+                },
             }
         )
         atomic_write_json(tmp / "resolved_config.json", resolved)
@@ -256,15 +261,15 @@ def run(request: RunRequest) -> RunOutcome:
             else None
         )
         stats = run_test(
-            core,
+            setup.core,
             LoadGenSpec(
                 model_key=key,
                 scenario=plan.scenario,
                 mode=plan.mode,
                 user_conf=user_conf,
                 outdir=tmp,
-                total_count=rules.dataset_size,
-                performance_count=rules.performance_sample_count,
+                total_count=setup.total_count,
+                performance_count=setup.performance_count,
                 enable_trace=bool(cfg["enable_trace"]),
             ),
             progress=progress,
@@ -274,10 +279,17 @@ def run(request: RunRequest) -> RunOutcome:
         )
         summary = summarize(tmp)
         (tmp / "no-audit.config").unlink(missing_ok=True)
+        if plan.mode == "accuracy" and setup.evaluate is not None:
+            report, targets = setup.evaluate(tmp / "mlperf_log_accuracy.json")
+            passed, lines = report.verdict(targets)
+            write_accuracy_txt(tmp, report, lines)
         atomic.commit()
     except BaseException:
         atomic.discard()
         raise
+    problems = _not_submittable(plan, summary)
+    if setup.synthetic:
+        problems.append("synthetic data: the official data set is needed for a submission")
     return RunOutcome(
         workload=plan.workload,
         scenario=plan.scenario,
@@ -288,5 +300,9 @@ def run(request: RunRequest) -> RunOutcome:
         summary=summary,
         config=cfg,
         stats=stats,
-        not_submittable=tuple(_not_submittable(plan, summary)),
+        not_submittable=tuple(problems),
+        notes=setup.notes,
+        accuracy=report,
+        accuracy_passed=passed,
+        accuracy_lines=tuple(lines),
     )

@@ -1,0 +1,240 @@
+"""Setting up a run's engine side: the model, the data, the engine build and the executors, then a
+warm-up that measures the engine so that LoadGen's hints (expected QPS / latency) fit it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlperf_trt import _C
+from mlperf_trt.accuracy.base import Report
+from mlperf_trt.backends.base import EngineRecipe
+from mlperf_trt.benchmarks import AccuracyMetric, Workload
+from mlperf_trt.config import ResolvedConfig
+from mlperf_trt.harness.loadgen import CoreSpec
+from mlperf_trt.system import SystemInfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Setup:
+    core: CoreSpec
+    config: ResolvedConfig  # with measured hints where the user gave none
+    total_count: int  # QSL total sample count
+    performance_count: int  # QSL performance sample count
+    notes: tuple[str, ...] = ()  # model, data, engine: shown in the summary
+    # accuracy: (accuracy log) -> (report, targets); None where the benchmark has no metric here
+    evaluate: Callable[[Path], tuple[Report, tuple[AccuracyMetric, ...]]] | None = None
+    synthetic: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def null_setup(workload: Workload, scenario: str, config: ResolvedConfig, round_: str) -> Setup:
+    from mlperf_trt.backends.null import NullBackend
+
+    card = workload.benchmark.model_card
+    groups, workers = int(config["worker_groups"]), int(config["workers"])
+    batch = int(config["batch_size"])
+    engine = NullBackend(card)
+    recipe = EngineRecipe("null", workload.name, str(config["precision"]), (batch,))
+    artifact = engine.build(None, recipe)
+    executors = [engine.load(artifact, device=g) for g in range(groups) for _ in range(workers)]
+    payload = workload.benchmark.payload
+    first_token = payload.tokens and scenario != "Offline"
+    post = _C.harness.ZerosPostprocessor(
+        payload.nbytes, payload.elements if payload.tokens else 0, first_token
+    )
+    rules = workload.rules(round_)
+    core = CoreSpec(
+        max_batch=batch,
+        timeout_us=int(config["server_batch_timeout_us"]) if scenario == "Server" else 0,
+        executors=executors,
+        groups=[g for g in range(groups) for _ in range(workers)],
+        input_names=(),
+        output_names=(),
+        postprocessor=post,
+    )
+    return Setup(core, config, rules.dataset_size, rules.performance_sample_count)
+
+
+def ort_setup(
+    workload: Workload,
+    scenario: str,
+    config: ResolvedConfig,
+    round_: str,
+    system: SystemInfo,
+    *,
+    model_path: Path | None,
+    data_dir: Path | None,
+    engines_root: Path,
+    show_progress: bool,
+) -> Setup:
+    from mlperf_trt.backends.ort import OrtBackend, OrtOptions
+    from mlperf_trt.data import data_root
+    from mlperf_trt.harness import inputs
+    from mlperf_trt.harness.pipelines import pipeline_for
+
+    pipeline = pipeline_for(workload.benchmark.name)
+    card = workload.benchmark.model_card
+    input_name = card.inputs[0].name
+    size = str(config["model_size"])
+    root = data_root()
+    source = inputs.obtain_model(
+        workload, model_path=model_path, size=size, models_dir=root / "models"
+    )
+    data = inputs.obtain_data(
+        pipeline,
+        source,
+        data_dir=data_dir,
+        data_root=root,
+        synthetic_samples=int(config["synthetic_samples"]),
+        show_progress=show_progress,
+    )
+    prepared = data.prepared
+    precision = str(config["precision"])
+    batch = int(config["batch_size"])
+    dataset = pipeline.dataset()
+    # The official calibration list where the raw folder has it (500 images); on synthetic data a
+    # seeded quarter of the set (at least 32), so that most samples are never calibrated on.
+    calib = dataset.calibration_indices(
+        prepared.count,
+        size=500 if not data.synthetic else min(500, max(32, prepared.count // 4)),
+        raw_dir=data.raw_dir,
+    )
+    recipe = EngineRecipe(
+        backend="ort",
+        workload=workload.benchmark.name,
+        precision=precision,
+        batch_sizes=(batch,),
+        model_hash=source.hash,
+        calibration_hash=inputs.calibration_hash(data, calib) if precision == "int8" else "",
+        backend_version=_ort_version(),
+        extra={"model_size": size if model_path is None else "user"},
+    )
+    backend = OrtBackend(
+        engines_root,
+        system.system_id,
+        workload.benchmark.name,
+        OrtOptions(intra_op_threads=int(config["intra_op_threads"])),
+    )
+    artifact = backend.build(
+        source.model, recipe, lambda: inputs.calibration_feeds(data, input_name, calib)
+    )
+    groups, workers = int(config["worker_groups"]), int(config["workers"])
+    executors = [backend.load(artifact, device=g) for g in range(groups) for _ in range(workers)]
+    config = _measured_hints(config, scenario, executors[0], prepared, input_name, batch, workers)
+    tensors = [
+        _C.harness.TensorSpec(name, dtype, list(shape))
+        for name, dtype, shape in prepared.manifest.tensors
+    ]
+    core = CoreSpec(
+        max_batch=batch,
+        timeout_us=int(config["server_batch_timeout_us"]) if scenario == "Server" else 0,
+        executors=executors,
+        groups=[g for g in range(groups) for _ in range(workers)],
+        input_names=[t.name for t in tensors],
+        output_names=pipeline.output_names,
+        postprocessor=pipeline.postprocessor(),
+        tensors=tensors,
+        sample_source=prepared.sample,
+    )
+    rules = workload.rules(round_)
+    if data.synthetic:
+        ref = float(data.fp32_reference or 0.0)
+        # The 99% rule on synthetic data: keep 99% of the FP32 model's top-1 on the same set.
+        targets: tuple[AccuracyMetric, ...] = (AccuracyMetric("acc", ref, "%", 0.99 * ref),)
+        data_note = (
+            f"synthetic {prepared.count} images in the official layout at {data.raw_dir};"
+            " labels are the FP32 model's own predictions"
+        )
+    else:
+        targets = workload.accuracy_targets(round_)
+        data_note = f"{data.raw_dir} ({prepared.count} images)"
+
+    def evaluate(log_path: Path) -> tuple[Report, tuple[AccuracyMetric, ...]]:
+        return pipeline.evaluate(log_path, data.labels), targets
+
+    notes = (
+        f"model       : {source.description}",
+        f"data        : {data_note}",
+        f"engine      : ort {precision}, {'cached' if artifact.cache_hit else 'built'} at"
+        f" {artifact.path}",
+    )
+    extra = {
+        "data_dir": str(data.raw_dir),
+        "synthetic": data.synthetic,
+        "fp32_reference_top1": data.fp32_reference,
+        "model_hash": source.hash,
+        "engine_dir": str(artifact.path),
+    }
+    return Setup(
+        core,
+        config,
+        prepared.count,
+        min(rules.performance_sample_count, prepared.count),
+        notes,
+        evaluate,
+        data.synthetic,
+        extra,
+    )
+
+
+def _ort_version() -> str:
+    import onnxruntime
+
+    return str(onnxruntime.__version__)
+
+
+def _measured_hints(
+    config: ResolvedConfig,
+    scenario: str,
+    executor: Any,
+    prepared: Any,
+    input_name: str,
+    batch: int,
+    workers: int,
+) -> ResolvedConfig:
+    """Times the engine on real samples; sets LoadGen's hints the user left at their defaults.
+
+    LoadGen pre-generates queries from these hints and calls a run INVALID when the system is
+    faster than them (Offline: min duration not met; SingleStream/MultiStream: it runs out of
+    queries), so the defaults are derived from this machine rather than guessed.
+    """
+    field_name = {
+        "Offline": "offline_expected_qps",
+        "Server": "server_target_qps",
+        "SingleStream": "single_stream_expected_latency_ns",
+        "MultiStream": "multi_stream_expected_latency_ns",
+    }[scenario]
+    if config.sources[field_name] != "default":
+        return config
+    n = min(batch, prepared.count)
+    feed = prepared.batch(list(range(n)))[input_name]
+    if n < batch:
+        feed = np.concatenate([feed] * (batch // n + 1))[:batch]
+    executor.run({input_name: feed}, batch_size=batch)  # warm-up
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        executor.run({input_name: feed}, batch_size=batch)
+        times.append(time.perf_counter() - start)
+    seconds = min(times)
+    throughput = workers * batch / seconds
+    if scenario == "Offline":
+        value: float = 1.25 * throughput  # LoadGen's query = 1.1 x duration x qps: lean high
+    elif scenario == "Server":
+        # Poisson arrivals, LoadGen's own threads and per-query completion share the CPU with the
+        # executors: on a 2-core machine about a fifth of the batch throughput keeps p99 low.
+        value = 0.2 * throughput
+    else:
+        value = int(0.8 * seconds * 1e9)  # the latency of one query (batch 1 or the query's 8)
+    log.info("warm-up: %d samples in %.4f s; %s = %s", batch, seconds, field_name, value)
+    return config.with_value(field_name, value, f"measured (warm-up, {seconds * 1e3:.2f} ms/batch)")
