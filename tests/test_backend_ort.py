@@ -112,9 +112,9 @@ def reference_session(model: onnx.ModelProto) -> ort.InferenceSession:
 def int8_build(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     backend = OrtBackend(tmp_path_factory.mktemp("engines"), "testsys", "tiny")
     model = tiny_cnn()
-    artifact = backend.build(
-        model, recipe("int8", calibration_hash="uniform-3"), calibration=calibration_source
-    )
+    # min-max: the cache must then hold exactly the extremes seen (checked below).
+    int8 = recipe("int8", calibration_hash="uniform-3", extra={"calibration_method": "minmax"})
+    artifact = backend.build(model, int8, calibration=calibration_source)
     return backend, model, artifact
 
 
@@ -370,3 +370,33 @@ def test_calibration_hash_is_filled_from_the_feeds(tmp_path: Path) -> None:
 
     b = backend.build(tiny_cnn(), recipe("int8"), calibration=other_source)
     assert b.recipe.calibration_hash != a.recipe.calibration_hash and b.path != a.path
+
+
+def test_entropy_default_keeps_the_classifier_head_in_float(tmp_path: Path) -> None:
+    """The default INT8 build: KL calibration over single samples, Gemm/ArgMax left in float."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.INT64, ["N"])
+    rng = np.random.default_rng(0)
+    w1 = numpy_helper.from_array(rng.standard_normal((8, 4, 1, 1)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.standard_normal((8, 5)).astype(np.float32), "w2")
+    nodes = [
+        helper.make_node("Reshape", ["x", "s4"], ["x4"], name="to4d"),
+        helper.make_node("Conv", ["x4", "w1"], ["c"], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Flatten", ["r"], ["f"], name="flat"),
+        helper.make_node("Gemm", ["f", "w2"], ["logits"], name="fc"),
+        helper.make_node("ArgMax", ["logits"], ["y"], axis=1, keepdims=0, name="argmax"),
+    ]
+    s4 = numpy_helper.from_array(np.array([-1, 4, 1, 1], np.int64), "s4")
+    graph = helper.make_graph(nodes, "head", [x], [y], [w1, w2, s4])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    batches = [{"x": rng.standard_normal((n, 4)).astype(np.float32)} for n in (16, 16, 5)]
+    artifact = OrtBackend(tmp_path, "testsys", "head").build(
+        model, EngineRecipe("ort", "head", "int8", (16,)), calibration=lambda: iter(batches)
+    )
+    quantised = onnx.load(str(artifact.path))
+    assert read_calibration_cache(artifact.path.parent / CALIBRATION_FILE).method == "entropy"
+    gemm = next(n for n in quantised.graph.node if n.op_type == "Gemm")
+    producers = {o: n.op_type for n in quantised.graph.node for o in n.output}
+    assert producers[gemm.input[0]] != "DequantizeLinear"  # the head reads float activations
+    assert any(n.op_type == "QuantizeLinear" for n in quantised.graph.node)  # the body does not

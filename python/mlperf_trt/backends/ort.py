@@ -79,6 +79,11 @@ class Int8Layout:
     weight_type: str
     per_channel: bool
     reduce_range: bool
+    # Keep the classifier head (what follows the last Conv: pooling, Gemm/MatMul, Softmax,
+    # ArgMax) in float. Quantising 1001 logits to 256 levels makes ArgMax decide ties by index:
+    # on the built-in ResNet50 (tiny, 400 synthetic images) top-1 agreement with FP32 rose from
+    # 90.8% to 97.0% (min-max) with the head in float, at no measurable cost in speed.
+    float_head: bool = True
 
 
 # Measured with onnxruntime 1.32 on the 2-core Xeon (AVX-512 VNNI + AMX-INT8) this package was
@@ -204,11 +209,18 @@ def _save_model(model: onnx.ModelProto, path: Path) -> None:
 
 
 class _FeedReader:
-    """A CalibrationDataReader over a CalibrationSource; remembers an error the source raised."""
+    """A CalibrationDataReader over a CalibrationSource; remembers an error the source raised.
 
-    def __init__(self, source: CalibrationSource) -> None:
+    With `per_sample`, batches are split into single samples: ORT's histogram calibrators
+    (entropy, percentile) fail on batches of different sizes (onnxruntime 1.32: "inhomogeneous
+    shape" when the last batch is shorter).
+    """
+
+    def __init__(self, source: CalibrationSource, per_sample: bool = False) -> None:
         self.batches = 0
         self.error: BaseException | None = None
+        self._per_sample = per_sample
+        self._pending: list[dict[str, np.ndarray]] = []
         try:
             self._feeds = iter(source())
         except BaseException as err:
@@ -216,6 +228,8 @@ class _FeedReader:
             raise
 
     def get_next(self) -> dict[str, np.ndarray] | None:
+        if self._pending:
+            return self._pending.pop(0)
         try:
             feed = next(self._feeds, None)
         except BaseException as err:
@@ -224,7 +238,12 @@ class _FeedReader:
         if feed is None:
             return None
         self.batches += 1
-        return {name: np.asarray(value) for name, value in feed.items()}
+        arrays = {name: np.asarray(value) for name, value in feed.items()}
+        if not self._per_sample:
+            return arrays
+        count = min(len(a) for a in arrays.values())
+        self._pending = [{n: a[i : i + 1] for n, a in arrays.items()} for i in range(count)]
+        return self._pending.pop(0) if self._pending else None
 
 
 class OrtBackend:
@@ -404,14 +423,54 @@ def _max_batch(recipe: EngineRecipe) -> int:
     return max(sizes)
 
 
+# Entropy (KL) calibration by default: with the head in float, top-1 agreement with FP32 on the
+# built-in ResNet50 (tiny, 400 synthetic images, a seeded quarter calibrating) was 98.7% against
+# 97.0% for min-max and 97.7% for percentile.
+DEFAULT_CALIBRATION_METHOD = "entropy"
+
+
 def _calibration_method(recipe: EngineRecipe) -> str:
-    method = str(recipe.extra.get("calibration_method", "minmax"))
+    method = str(recipe.extra.get("calibration_method", DEFAULT_CALIBRATION_METHOD))
     if method not in CALIBRATION_METHODS:
         raise BackendError(
             f"recipe extra calibration_method {method!r}: expected one of"
             f" {', '.join(CALIBRATION_METHODS)}{closest(method, CALIBRATION_METHODS)}"
         )
     return method
+
+
+_HEAD_OPS = frozenset(
+    {
+        "GlobalAveragePool",
+        "ReduceMean",
+        "Flatten",
+        "Reshape",
+        "Squeeze",
+        "Gemm",
+        "MatMul",
+        "Softmax",
+        "ArgMax",
+    }
+)
+
+
+def _name_nodes_and_find_head(path: Path) -> list[str]:
+    """Names every unnamed node of the model at `path` (in place) and returns the names of the
+    classifier head: the nodes of _HEAD_OPS after the last Conv."""
+    import onnx as _onnx
+
+    model = _onnx.load(str(path))
+    changed = False
+    for i, node in enumerate(model.graph.node):
+        if not node.name:
+            node.name = f"mlperf_trt_node_{i}"
+            changed = True
+    convs = [i for i, n in enumerate(model.graph.node) if n.op_type == "Conv"]
+    start = convs[-1] + 1 if convs else 0
+    head = [n.name for n in model.graph.node[start:] if n.op_type in _HEAD_OPS]
+    if changed:
+        _save_model(model, path)
+    return head
 
 
 def _quantization_record(method: str) -> dict[str, Any]:
@@ -483,7 +542,8 @@ def _quantize(
             log.warning("quantisation pre-processing failed (%s); quantising the model as is", err)
             prepared, preprocessed = source, False
         ranges_path = scratch / "ort_ranges.json"
-        reader = _FeedReader(calibration)
+        exclude = _name_nodes_and_find_head(prepared) if INT8_LAYOUT.float_head else []
+        reader = _FeedReader(calibration, per_sample=method != "minmax")
         try:
             quantize_static(
                 str(prepared),
@@ -496,6 +556,7 @@ def _quantize(
                 reduce_range=INT8_LAYOUT.reduce_range,
                 calibrate_method=methods[method],
                 use_external_data_format=large,
+                nodes_to_exclude=exclude,
                 # Not CalibMaxIntermediateOutputs: in onnxruntime 1.32 MinMaxCalibrater drops the
                 # batches collected so far when that limit is reached instead of merging them.
                 calibration_cache_path=str(ranges_path),

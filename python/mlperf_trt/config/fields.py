@@ -207,6 +207,18 @@ FIELDS: tuple[Field, ...] = (
         scenarios=("MultiStream",),
     ),
     Field(
+        "server_target_latency_ns",
+        int,
+        "ns",
+        "Server p99 latency bound; set by mlperf.conf per benchmark (SPEC §2.0), and a run with a"
+        " looser one is not submittable",
+        _const(None),
+        minimum=1,
+        conf_key="target_latency",
+        conf_scale=1e-6,
+        scenarios=("Server",),
+    ),
+    Field(
         "min_duration_ms",
         int,
         "ms",

@@ -30,6 +30,7 @@ class Pipeline:
     # Which output decides a label on synthetic data (the FP32 model's own prediction).
     label_output: str
     label_offset: int
+    label_scores: str  # class scores (probabilities) telling how clear the FP32 decision is
 
 
 def _resnet50() -> Pipeline:
@@ -45,6 +46,7 @@ def _resnet50() -> Pipeline:
         evaluate=imagenet.evaluate,
         label_output="ArgMax:0",
         label_offset=-1,
+        label_scores="softmax_tensor:0",
     )
 
 
