@@ -16,8 +16,10 @@ module (and `backends.availability("ort")`) never fails on a machine without the
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
+import io
 import json
 import logging
 import tempfile
@@ -544,23 +546,25 @@ def _quantize(
         ranges_path = scratch / "ort_ranges.json"
         exclude = _name_nodes_and_find_head(prepared) if INT8_LAYOUT.float_head else []
         reader = _FeedReader(calibration, per_sample=method != "minmax")
+        chatter = io.StringIO()  # the histogram calibrators print progress to stdout
         try:
-            quantize_static(
-                str(prepared),
-                str(out_dir / MODEL_FILE),
-                reader,  # duck-typed CalibrationDataReader (get_next)
-                quant_format=getattr(QuantFormat, INT8_LAYOUT.quant_format),
-                activation_type=getattr(QuantType, INT8_LAYOUT.activation_type),
-                weight_type=getattr(QuantType, INT8_LAYOUT.weight_type),
-                per_channel=INT8_LAYOUT.per_channel,
-                reduce_range=INT8_LAYOUT.reduce_range,
-                calibrate_method=methods[method],
-                use_external_data_format=large,
-                nodes_to_exclude=exclude,
-                # Not CalibMaxIntermediateOutputs: in onnxruntime 1.32 MinMaxCalibrater drops the
-                # batches collected so far when that limit is reached instead of merging them.
-                calibration_cache_path=str(ranges_path),
-            )
+            with contextlib.redirect_stdout(chatter):
+                quantize_static(
+                    str(prepared),
+                    str(out_dir / MODEL_FILE),
+                    reader,  # duck-typed CalibrationDataReader (get_next)
+                    quant_format=getattr(QuantFormat, INT8_LAYOUT.quant_format),
+                    activation_type=getattr(QuantType, INT8_LAYOUT.activation_type),
+                    weight_type=getattr(QuantType, INT8_LAYOUT.weight_type),
+                    per_channel=INT8_LAYOUT.per_channel,
+                    reduce_range=INT8_LAYOUT.reduce_range,
+                    calibrate_method=methods[method],
+                    use_external_data_format=large,
+                    nodes_to_exclude=exclude,
+                    # Not CalibMaxIntermediateOutputs: in onnxruntime 1.32 MinMaxCalibrater drops
+                    # the batches collected so far when that limit is reached (no merge).
+                    calibration_cache_path=str(ranges_path),
+                )
         except Exception as err:
             if reader.error is err:
                 raise  # the calibration source's own error, unchanged
@@ -572,6 +576,7 @@ def _quantize(
             raise BackendError(
                 f"onnxruntime could not quantise {recipe.workload} to INT8: {err}"
             ) from err
+        log.debug("onnxruntime quantisation output:\n%s", chatter.getvalue())
         # The ranges quantize_static just computed and used, as ORT saved them.
         ranges = ranges_from_tensors_data(load_tensors_data(ranges_path))
     write_calibration_cache(

@@ -174,7 +174,7 @@ def ort_setup(
         "synthetic": data.synthetic,
         "fp32_reference_top1": data.fp32_reference,
         "model_hash": source.hash,
-        "engine_dir": str(artifact.path),
+        "engine_dir": str(Path(artifact.path).parent) if artifact.path else "",
     }
     return Setup(
         core,
