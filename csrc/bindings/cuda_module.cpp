@@ -55,6 +55,27 @@ int device_count() {
   return n;
 }
 
+// Copies `in` to the device, runs launch(d_in, d_out) on the default stream, copies `out` back;
+// without the GIL. The host-array entry points below are all this shape.
+template <typename In, typename Out, typename Launch>
+void on_device(const py::array_t<In, py::array::c_style>& in, py::array_t<Out>& out,
+               Launch launch) {
+  const In* src = in.data();
+  Out* dst = out.mutable_data();
+  const auto in_n = static_cast<size_t>(in.size());
+  const auto out_n = static_cast<size_t>(out.size());
+  py::gil_scoped_release release;
+  DeviceBuffer<In> d_in(in_n);
+  DeviceBuffer<Out> d_out(out_n);
+  d_in.upload(src);
+  launch(d_in.get(), d_out.get());
+  d_out.download(dst);
+}
+
+std::vector<py::ssize_t> chw_shape(size_t out_h, size_t out_w) {
+  return {3, static_cast<py::ssize_t>(out_h), static_cast<py::ssize_t>(out_w)};
+}
+
 std::vector<py::ssize_t> shape_of(const py::array& a) {
   return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim());
 }
@@ -88,16 +109,9 @@ PYBIND11_MODULE(_cuda, m) {
         const auto rows = static_cast<size_t>(scores.shape(0));
         const auto cols = static_cast<size_t>(scores.shape(1));
         py::array_t<int32_t> out(static_cast<py::ssize_t>(rows));
-        const float* src = scores.data();
-        int32_t* dst = out.mutable_data();
-        {
-          py::gil_scoped_release release;
-          DeviceBuffer<float> d_in(rows * cols);
-          DeviceBuffer<int32_t> d_out(rows);
-          d_in.upload(src);
-          kernels::cuda::argmax_rows_f32(d_in.get(), rows, cols, cols, d_out.get(), nullptr);
-          d_out.download(dst);
-        }
+        on_device(scores, out, [&](const float* d_in, int32_t* d_out) {
+          kernels::cuda::argmax_rows_f32(d_in, rows, cols, cols, d_out, nullptr);
+        });
         return out;
       },
       py::arg("scores"));
@@ -106,17 +120,10 @@ PYBIND11_MODULE(_cuda, m) {
       [](py::object x_obj, float scale) {
         auto x = bindings::require_array<float>(x_obj, "x");
         py::array_t<int8_t> out(shape_of(x));
-        const float* src = x.data();
-        int8_t* dst = out.mutable_data();
         const auto n = static_cast<size_t>(x.size());
-        {
-          py::gil_scoped_release release;
-          DeviceBuffer<float> d_in(n);
-          DeviceBuffer<int8_t> d_out(n);
-          d_in.upload(src);
-          kernels::cuda::quantize_int8(d_in.get(), n, scale, d_out.get(), nullptr);
-          d_out.download(dst);
-        }
+        on_device(x, out, [&](const float* d_in, int8_t* d_out) {
+          kernels::cuda::quantize_int8(d_in, n, scale, d_out, nullptr);
+        });
         return out;
       },
       py::arg("x"), py::arg("scale"));
@@ -125,17 +132,10 @@ PYBIND11_MODULE(_cuda, m) {
       [](py::object q_obj, float scale) {
         auto q = bindings::require_array<int8_t>(q_obj, "q");
         py::array_t<float> out(shape_of(q));
-        const int8_t* src = q.data();
-        float* dst = out.mutable_data();
         const auto n = static_cast<size_t>(q.size());
-        {
-          py::gil_scoped_release release;
-          DeviceBuffer<int8_t> d_in(n);
-          DeviceBuffer<float> d_out(n);
-          d_in.upload(src);
-          kernels::cuda::dequantize_int8(d_in.get(), n, scale, d_out.get(), nullptr);
-          d_out.download(dst);
-        }
+        on_device(q, out, [&](const int8_t* d_in, float* d_out) {
+          kernels::cuda::dequantize_int8(d_in, n, scale, d_out, nullptr);
+        });
         return out;
       },
       py::arg("q"), py::arg("scale"));
@@ -146,21 +146,11 @@ PYBIND11_MODULE(_cuda, m) {
          std::array<float, 3> mean, std::array<float, 3> divisor, bool bgr_to_rgb) {
         auto img = bindings::require_array<uint8_t>(img_obj, "image");
         const auto w = bindings::image_window(img, top, left, out_h, out_w, bgr_to_rgb);
-        py::array_t<float> out({py::ssize_t{3}, static_cast<py::ssize_t>(out_h),
-                                static_cast<py::ssize_t>(out_w)});
-        const uint8_t* src = img.data();
-        float* dst = out.mutable_data();
-        const size_t in_n = static_cast<size_t>(img.size());
-        const size_t out_n = 3 * out_h * out_w;
-        {
-          py::gil_scoped_release release;
-          DeviceBuffer<uint8_t> d_in(in_n);
-          DeviceBuffer<float> d_out(out_n);
-          d_in.upload(src);
-          kernels::cuda::crop_normalize_chw_f32(d_in.get(), w, mean.data(), divisor.data(),
-                                                d_out.get(), nullptr);
-          d_out.download(dst);
-        }
+        py::array_t<float> out(chw_shape(out_h, out_w));
+        on_device(img, out, [&](const uint8_t* d_in, float* d_out) {
+          kernels::cuda::crop_normalize_chw_f32(d_in, w, mean.data(), divisor.data(), d_out,
+                                                nullptr);
+        });
         return out;
       },
       py::arg("image"), py::arg("top"), py::arg("left"), py::arg("out_h"), py::arg("out_w"),
@@ -172,21 +162,11 @@ PYBIND11_MODULE(_cuda, m) {
          std::array<float, 3> mean, std::array<float, 3> divisor, bool bgr_to_rgb, float scale) {
         auto img = bindings::require_array<uint8_t>(img_obj, "image");
         const auto w = bindings::image_window(img, top, left, out_h, out_w, bgr_to_rgb);
-        py::array_t<int8_t> out({py::ssize_t{3}, static_cast<py::ssize_t>(out_h),
-                                 static_cast<py::ssize_t>(out_w)});
-        const uint8_t* src = img.data();
-        int8_t* dst = out.mutable_data();
-        const size_t in_n = static_cast<size_t>(img.size());
-        const size_t out_n = 3 * out_h * out_w;
-        {
-          py::gil_scoped_release release;
-          DeviceBuffer<uint8_t> d_in(in_n);
-          DeviceBuffer<int8_t> d_out(out_n);
-          d_in.upload(src);
-          kernels::cuda::crop_normalize_chw_i8(d_in.get(), w, mean.data(), divisor.data(), scale,
-                                               d_out.get(), nullptr);
-          d_out.download(dst);
-        }
+        py::array_t<int8_t> out(chw_shape(out_h, out_w));
+        on_device(img, out, [&](const uint8_t* d_in, int8_t* d_out) {
+          kernels::cuda::crop_normalize_chw_i8(d_in, w, mean.data(), divisor.data(), scale, d_out,
+                                               nullptr);
+        });
         return out;
       },
       py::arg("image"), py::arg("top"), py::arg("left"), py::arg("out_h"), py::arg("out_w"),
