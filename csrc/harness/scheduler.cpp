@@ -16,14 +16,22 @@ Scheduler::Scheduler(BatchPolicy policy) : policy_(policy) {
 void Scheduler::push(const uint64_t* ids, const uint64_t* indices, size_t n) {
   if (n == 0) return;
   const auto now = Clock::now();
+  bool was_empty;
+  size_t queued;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    was_empty = queue_.empty();
     for (size_t i = 0; i < n; ++i) queue_.push_back(Entry{ids[i], indices[i], now});
     pushed_ += n;
+    queued = queue_.size();
   }
-  if (n >= policy_.max_batch * 2) {
+  // Wake a worker only when this push can change its decision: a batch became ready (full, or
+  // no waiting under the policy), or the queue was empty so no worker knows a deadline yet.
+  // Otherwise the waiting worker's timeout already covers it: at 40k QPS in Server this saves
+  // ~40k futex wake-ups a second on a 2-core machine.
+  if (queued >= policy_.max_batch * 2) {
     cv_.notify_all();
-  } else {
+  } else if (was_empty || queued >= policy_.max_batch || policy_.timeout_us == 0) {
     cv_.notify_one();
   }
 }
