@@ -171,3 +171,33 @@ def test_bad_inputs_are_clear_errors(cli, tmp_path: Path) -> None:  # type: igno
     )
     assert proc.returncode == 2 and "input_tensor:0" in proc.stderr, proc.stderr
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").rglob("*.txt"))
+
+
+@pytest.mark.slow
+def test_build_and_calibrate_are_cached_steps(cli) -> None:  # type: ignore[no-untyped-def]
+    args = (
+        "--model",
+        "resnet50",
+        "--backend",
+        "ort",
+        "--model-size",
+        "tiny",
+        "--no-progress",
+        "--set",
+        "synthetic_samples=48",
+        "--batch-size",
+        "4",
+    )
+    first = cli("build", *args)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "(built)" in first.stdout and '"precision": "int8"' in first.stdout
+    second = cli("calibrate", *args)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "(cache hit)" in second.stdout  # the same recipe: nothing is rebuilt
+    assert "calibration : " in second.stdout and "(entropy, " in second.stdout
+    engine = first.stdout.split("engine      : ")[1].split(" (")[0]
+    assert engine == second.stdout.split("engine      : ")[1].split(" (")[0]
+    fp32 = cli("build", *args, "--precision", "fp32")
+    assert fp32.returncode == 0 and "ort-fp32-b4-" in fp32.stdout
+    bad = cli("calibrate", *args, "--precision", "fp32")
+    assert bad.returncode == 2 and "INT8" in bad.stderr

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlperf_trt.errors import MlperfTrtError
+from mlperf_trt.errors import ConfigError, MlperfTrtError
 
 EXIT_OK, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
 
@@ -114,6 +114,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run one benchmark scenario through LoadGen")
     _add_run_args(p)
+
+    for name, what in (
+        ("build", "build (or find in the cache) the engine a run needs"),
+        ("calibrate", "compute the INT8 calibration cache (an int8 build) and show it"),
+    ):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("--model", required=True)
+        p.add_argument("--backend", default="auto", help="ort | trt | null | auto")
+        p.add_argument("--scenario", default="Offline", help="the scenario whose defaults apply")
+        p.add_argument("--precision", default=None, help="fp32 | fp16 | bf16 | int8 | fp8")
+        p.add_argument("--batch-size", type=int, default=None)
+        p.add_argument("--model-size", default=None, help="full | tiny")
+        p.add_argument("--model-path", type=Path, default=None)
+        p.add_argument("--data-dir", type=Path, default=None)
+        p.add_argument("--engines-dir", type=Path, default=Path("engines"))
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+        p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser(
         "prepare", help="preprocess a data set into the cache (or make a synthetic one)"
@@ -300,6 +317,53 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
+def _cmd_build(args: argparse.Namespace, calibrate: bool) -> int:
+    from mlperf_trt.harness.runner import RunRequest, build
+
+    overrides = list(args.overrides)
+    if calibrate:
+        if args.precision not in (None, "int8"):
+            raise ConfigError(
+                f"calibrate computes INT8 scales; --precision {args.precision} has none"
+            )
+        overrides.append("precision=int8")
+    elif args.precision:
+        overrides.append(f"precision={args.precision}")
+    if args.batch_size:
+        overrides.append(f"batch_size={args.batch_size}")
+    if args.model_size:
+        overrides.append(f"model_size={args.model_size}")
+    outcome = build(
+        RunRequest(
+            model=args.model,
+            scenario=args.scenario,
+            backend=args.backend,
+            overrides=tuple(overrides),
+            data_dir=args.data_dir,
+            model_path=args.model_path,
+            engines_dir=args.engines_dir,
+            show_progress=not args.no_progress,
+        )
+    )
+    print(f"{outcome.workload.name} on {outcome.backend}: {outcome.backend_note}")
+    if outcome.engine is None:
+        print("engine      : none (the null backend builds nothing)")
+        return EXIT_OK
+    print(f"engine      : {outcome.engine} ({'cache hit' if outcome.cache_hit else 'built'})")
+    if outcome.calibration_cache is not None:
+        from mlperf_trt.backends.calibration import read_calibration_cache
+
+        cache = read_calibration_cache(outcome.calibration_cache)
+        print(
+            f"calibration : {outcome.calibration_cache} ({cache.method}, "
+            f"{len(cache.tensors)} tensors)"
+        )
+    elif calibrate:
+        raise ConfigError("the build wrote no calibration cache")
+    print("recipe      : " + json.dumps(outcome.recipe, sort_keys=True))
+    return EXIT_OK
+
+
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from mlperf_trt.benchmarks import resolve
     from mlperf_trt.harness.inputs import prepare_dataset
@@ -354,6 +418,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args, argv)
         if args.command == "prepare":
             return _cmd_prepare(args)
+        if args.command in ("build", "calibrate"):
+            return _cmd_build(args, calibrate=args.command == "calibrate")
         if args.command == "accuracy":
             return _cmd_accuracy(args)
     except MlperfTrtError as exc:

@@ -306,3 +306,55 @@ def run(request: RunRequest) -> RunOutcome:
         accuracy_passed=passed,
         accuracy_lines=tuple(lines),
     )
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    workload: Workload
+    backend: str
+    backend_note: str
+    config: ResolvedConfig
+    engine: Path | None
+    cache_hit: bool
+    recipe: dict[str, object]
+    calibration_cache: Path | None
+
+
+def build(request: RunRequest) -> BuildOutcome:
+    """`build` / `calibrate`: the engine step of `run` on its own (DESIGN §5), cached by recipe.
+
+    The scenario only chooses defaults (the batch size); no LoadGen test runs.
+    """
+    from mlperf_trt.harness.setup import build_ort_engine
+
+    plan = plan_run(request)
+    if plan.backend == "null":
+        return BuildOutcome(
+            plan.workload, "null", plan.backend_note, plan.config, None, True, {}, None
+        )
+    if plan.backend != "ort":
+        raise BackendError(f"backend {plan.backend!r} cannot build {plan.workload.name} here yet")
+    built = build_ort_engine(
+        plan.workload,
+        plan.config,
+        plan.system,
+        model_path=request.model_path,
+        data_dir=request.data_dir,
+        engines_root=Path(request.engines_dir),
+        show_progress=request.show_progress,
+    )
+    artifact = built.artifact
+    folder = Path(artifact.path).parent if artifact.path else None
+    recipe = artifact.recipe.to_json()
+    recipe["digest"] = artifact.recipe.digest()
+    calib = folder / "calib.cache" if folder and (folder / "calib.cache").is_file() else None
+    return BuildOutcome(
+        plan.workload,
+        plan.backend,
+        plan.backend_note,
+        plan.config,
+        artifact.path,
+        artifact.cache_hit,
+        recipe,
+        calib,
+    )

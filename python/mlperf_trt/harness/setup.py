@@ -15,7 +15,7 @@ import numpy as np
 
 from mlperf_trt import _C
 from mlperf_trt.accuracy.base import Report
-from mlperf_trt.backends.base import EngineRecipe
+from mlperf_trt.backends.base import EngineArtifact, EngineRecipe
 from mlperf_trt.benchmarks import AccuracyMetric, Workload
 from mlperf_trt.config import ResolvedConfig
 from mlperf_trt.harness.loadgen import CoreSpec
@@ -77,6 +77,52 @@ def ort_setup(
     engines_root: Path,
     show_progress: bool,
 ) -> Setup:
+    built = build_ort_engine(
+        workload,
+        config,
+        system,
+        model_path=model_path,
+        data_dir=data_dir,
+        engines_root=engines_root,
+        show_progress=show_progress,
+    )
+    prepared, input_name = built.data.prepared, built.input_name
+    precision = str(config["precision"])
+    batch = int(config["batch_size"])
+    groups, workers = int(config["worker_groups"]), int(config["workers"])
+    executors = [
+        built.backend.load(built.artifact, device=g) for g in range(groups) for _ in range(workers)
+    ]
+    feed = _warm_up(executors, prepared, input_name, batch)
+    config = _measured_hints(config, scenario, executors[0], {input_name: feed}, batch, workers)
+    return _ort_core_setup(workload, scenario, config, round_, built, executors, precision)
+
+
+@dataclass(frozen=True)
+class EngineBuild:
+    """An engine built (or found in the cache) with what it was built from."""
+
+    backend: Any  # backends.ort.OrtBackend
+    artifact: EngineArtifact
+    source: Any  # harness.inputs.ModelSource
+    data: Any  # harness.inputs.DataSource
+    pipeline: Any  # harness.pipelines.Pipeline
+    input_name: str
+    calibration_indices: tuple[int, ...]
+
+
+def build_ort_engine(
+    workload: Workload,
+    config: ResolvedConfig,
+    system: SystemInfo,
+    *,
+    model_path: Path | None,
+    data_dir: Path | None,
+    engines_root: Path,
+    show_progress: bool,
+) -> EngineBuild:
+    """The `build` step (DESIGN §5), shared by `build`, `calibrate` and `run`: model, data (the
+    calibration set comes from it), recipe, then the engine, or a cache hit for the same recipe."""
     from mlperf_trt.backends.ort import OrtBackend, OrtOptions
     from mlperf_trt.data import data_root
     from mlperf_trt.harness import inputs
@@ -128,10 +174,22 @@ def ort_setup(
     artifact = backend.build(
         source.model, recipe, lambda: inputs.calibration_feeds(data, input_name, calib)
     )
+    return EngineBuild(backend, artifact, source, data, pipeline, input_name, tuple(calib))
+
+
+def _ort_core_setup(
+    workload: Workload,
+    scenario: str,
+    config: ResolvedConfig,
+    round_: str,
+    built: EngineBuild,
+    executors: list[Any],
+    precision: str,
+) -> Setup:
+    source, data, pipeline, artifact = built.source, built.data, built.pipeline, built.artifact
+    prepared = data.prepared
+    batch = int(config["batch_size"])
     groups, workers = int(config["worker_groups"]), int(config["workers"])
-    executors = [backend.load(artifact, device=g) for g in range(groups) for _ in range(workers)]
-    feed = _warm_up(executors, prepared, input_name, batch)
-    config = _measured_hints(config, scenario, executors[0], {input_name: feed}, batch, workers)
     tensors = [
         _C.harness.TensorSpec(name, dtype, list(shape))
         for name, dtype, shape in prepared.manifest.tensors
