@@ -175,19 +175,7 @@ def test_bad_inputs_are_clear_errors(cli, tmp_path: Path) -> None:  # type: igno
 
 @pytest.mark.slow
 def test_build_and_calibrate_are_cached_steps(cli) -> None:  # type: ignore[no-untyped-def]
-    args = (
-        "--model",
-        "resnet50",
-        "--backend",
-        "ort",
-        "--model-size",
-        "tiny",
-        "--no-progress",
-        "--set",
-        "synthetic_samples=48",
-        "--batch-size",
-        "4",
-    )
+    args = (*TINY, "--batch-size", "4")
     first = cli("build", *args)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "(built)" in first.stdout and '"precision": "int8"' in first.stdout

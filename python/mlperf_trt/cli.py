@@ -282,16 +282,22 @@ def _replace_mode(argv: Sequence[str], mode: str) -> list[str]:
     return [*out, "--mode", mode]
 
 
+def _flag_overrides(args: argparse.Namespace) -> list[str]:
+    """The --set items plus the flags that are shorthands for settings (--precision, ...)."""
+    overrides = list(args.overrides)
+    for flag in ("precision", "model_size", "batch_size"):
+        value = getattr(args, flag, None)
+        if value:
+            overrides.append(f"{flag}={value}")
+    return overrides
+
+
 def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from mlperf_trt.harness.runner import RunRequest, run
 
     if args.mode == "submission":
         return _run_submission(args, argv)
-    overrides = list(args.overrides)
-    if args.precision:
-        overrides.append(f"precision={args.precision}")
-    if args.model_size:
-        overrides.append(f"model_size={args.model_size}")
+    overrides = _flag_overrides(args)
     outcome = run(
         RunRequest(
             model=args.model,
@@ -320,19 +326,13 @@ def _cmd_run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def _cmd_build(args: argparse.Namespace, calibrate: bool) -> int:
     from mlperf_trt.harness.runner import RunRequest, build
 
-    overrides = list(args.overrides)
     if calibrate:
         if args.precision not in (None, "int8"):
             raise ConfigError(
                 f"calibrate computes INT8 scales; --precision {args.precision} has none"
             )
-        overrides.append("precision=int8")
-    elif args.precision:
-        overrides.append(f"precision={args.precision}")
-    if args.batch_size:
-        overrides.append(f"batch_size={args.batch_size}")
-    if args.model_size:
-        overrides.append(f"model_size={args.model_size}")
+        args.precision = "int8"
+    overrides = _flag_overrides(args)
     outcome = build(
         RunRequest(
             model=args.model,
