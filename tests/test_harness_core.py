@@ -28,7 +28,8 @@ def test_offline_policy_hands_out_full_batches_then_the_rest() -> None:
     s.issue(list(range(10)), list(range(100, 110)))
     sizes = []
     while s.queued:
-        ids, indices = s.next_batch()
+        ids, indices, cost, _ = s.next_batch()
+        assert cost == len(ids)
         assert [i + 100 for i in ids] == indices
         sizes.append(len(ids))
     assert sizes == [4, 4, 2]
@@ -39,13 +40,13 @@ def test_server_policy_waits_for_timeout_or_full_batch() -> None:
     s = _sched(8, timeout_us=30_000)
     s.issue([1, 2, 3], [1, 2, 3])
     start = time.monotonic()
-    ids, _ = s.next_batch()
+    ids, *_ = s.next_batch()
     waited = time.monotonic() - start
     assert ids == [1, 2, 3]
     assert waited >= 0.025  # held until the oldest sample waited ~30 ms
     s.issue(list(range(8)), list(range(8)))
     start = time.monotonic()
-    ids, _ = s.next_batch()
+    ids, *_ = s.next_batch()
     assert len(ids) == 8 and time.monotonic() - start < 0.02  # a full batch goes at once
 
 
@@ -59,7 +60,7 @@ def test_flush_ends_waiting_and_stop_returns_none() -> None:
     assert not result  # still waiting for more samples
     s.flush()
     t.join(2)
-    assert result == [([7], [7])]
+    assert result == [([7], [7], 1, 1)]
     s.stop()
     assert s.next_batch() is None
 
@@ -71,7 +72,7 @@ def test_every_sample_completed_exactly_once_under_concurrency() -> None:
 
     def worker() -> None:
         while (batch := s.next_batch()) is not None:
-            ids, indices = batch
+            ids, indices, *_ = batch
             assert ids == indices and 1 <= len(ids) <= 16
             with lock:
                 got.extend(ids)
@@ -96,6 +97,81 @@ def test_every_sample_completed_exactly_once_under_concurrency() -> None:
     counts = collections.Counter(got)
     assert len(got) == 3000 and set(counts.values()) == {1}
     assert set(counts) == {p * 1000 + i for p in range(3) for i in range(1000)}
+
+
+def _drain(s):  # type: ignore[no-untyped-def]
+    batches = []
+    while s.queued:
+        batches.append(s.next_batch())
+    return batches
+
+
+def test_length_buckets_never_mix_and_take_full_buckets_first() -> None:
+    # bert: costs are sequence lengths; buckets <=128, <=256, <=384 (DESIGN §4.1).
+    rng = np.random.default_rng(1)
+    costs = rng.integers(20, 385, size=200).astype(np.uint32)
+    s = H.Scheduler(H.BatchPolicy(8, 0, 0, [128, 256, 384]), costs)
+    assert s.buckets == 3
+    s.issue(list(range(200)), list(range(200)))
+    batches = _drain(s)
+    seen = []
+    bucket = np.searchsorted([128, 256, 384], costs)
+    partial = 0
+    for ids, indices, cost, longest in batches:
+        assert len({int(bucket[i]) for i in indices}) == 1  # one bucket per batch
+        assert cost == int(costs[indices].sum()) and longest == int(costs[indices].max())
+        partial += len(ids) < 8
+        seen.extend(indices)
+    assert sorted(seen) == list(range(200))
+    assert partial <= 3  # at most one partial batch per bucket, handed out last
+    assert all(len(b[0]) == 8 for b in batches[: len(batches) - partial])
+
+
+def test_cost_budget_fills_batches_without_splitting_samples() -> None:
+    # dlrm-v2: costs are user-item pairs per sample; a batch carries at most 1000 pairs, and a
+    # sample larger than the budget goes alone.
+    costs = np.array([100, 700, 300, 200, 1200, 100, 100, 600], dtype=np.uint32)
+    s = H.Scheduler(H.BatchPolicy(1000, 0, 1000), costs)
+    s.issue(list(range(8)), list(range(8)))
+    got = [(indices, cost) for _, indices, cost, _ in _drain(s)]
+    assert got == [([0, 1], 800), ([2, 3], 500), ([4], 1200), ([5, 6, 7], 800)]
+
+
+def test_scheduler_rejects_index_without_cost_and_unsorted_buckets() -> None:
+    s = H.Scheduler(H.BatchPolicy(4), np.array([1, 2], dtype=np.uint32))
+    with pytest.raises(HarnessError, match="no cost"):
+        s.issue([0, 1, 2], [0, 1, 2])
+    with pytest.raises(ConfigError, match="ascend"):
+        H.Scheduler(H.BatchPolicy(4, 0, 0, [256, 128]))
+
+
+def test_interleave_postprocessor_pads_short_lengths_with_fill() -> None:
+    # bert: start/end logits [N, L] -> float32 [384][2] per sample (SPEC §1.2, §2.4).
+    rng = np.random.default_rng(2)
+    start = rng.standard_normal((3, 96)).astype(np.float32)
+    end = rng.standard_normal((3, 96)).astype(np.float32)
+    post = H.InterleavePostprocessor([0, 1], 384, -10000.0)
+    payloads = post.process([5, 6, 7], [start, end])
+    for i, payload in enumerate(payloads):
+        got = np.frombuffer(payload, dtype=np.float32).reshape(384, 2)
+        np.testing.assert_array_equal(got[:96, 0], start[i])
+        np.testing.assert_array_equal(got[:96, 1], end[i])
+        assert (got[96:] == -10000.0).all()
+    with pytest.raises(Exception, match="more than the payload"):
+        post.process([0], [np.zeros((1, 400), np.float32)] * 2)
+
+
+def test_rows_postprocessor_splits_rows_by_sample_cost() -> None:
+    # dlrm-v2: (probability, label) per pair; sample i gets its own pairs (SPEC §1.2, §2.8).
+    rows = np.arange(12, dtype=np.float32).reshape(6, 2)
+    post = H.RowsPostprocessor(0)
+    payloads = post.process([3, 9, 4], [rows], [1, 3, 2])
+    got = [np.frombuffer(p, dtype=np.float32).reshape(-1, 2) for p in payloads]
+    np.testing.assert_array_equal(got[0], rows[:1])
+    np.testing.assert_array_equal(got[1], rows[1:4])
+    np.testing.assert_array_equal(got[2], rows[4:])
+    with pytest.raises(Exception, match="rows"):
+        post.process([3, 9], [rows], [1, 3])
 
 
 def test_policy_rejects_zero_batch() -> None:

@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -238,15 +239,30 @@ void bind_harness(py::module_& m) {
           py::arg("indices"), py::arg("tensor"), "Copies samples of one tensor into a new array.");
 
   py::class_<BatchPolicy>(h, "BatchPolicy")
-      .def(py::init([](size_t max_batch, int64_t timeout_us) {
-             return BatchPolicy{max_batch, timeout_us};
+      .def(py::init([](size_t max_batch, int64_t timeout_us, uint64_t max_cost,
+                       std::vector<uint32_t> bucket_bounds) {
+             return BatchPolicy{max_batch, timeout_us, max_cost, std::move(bucket_bounds)};
            }),
-           py::arg("max_batch"), py::arg("timeout_us") = 0)
+           py::arg("max_batch"), py::arg("timeout_us") = 0, py::arg("max_cost") = 0,
+           py::arg("bucket_bounds") = std::vector<uint32_t>{})
       .def_readonly("max_batch", &BatchPolicy::max_batch)
-      .def_readonly("timeout_us", &BatchPolicy::timeout_us);
+      .def_readonly("timeout_us", &BatchPolicy::timeout_us)
+      .def_readonly("max_cost", &BatchPolicy::max_cost)
+      .def_readonly("bucket_bounds", &BatchPolicy::bucket_bounds);
 
   py::class_<Scheduler, std::shared_ptr<Scheduler>>(h, "Scheduler")
-      .def(py::init<BatchPolicy>(), py::arg("policy"))
+      .def(py::init([](BatchPolicy policy, std::optional<py::array_t<uint32_t, py::array::c_style>> costs) {
+             std::vector<uint32_t> c;
+             if (costs) {
+               MLPERF_CHECK_CONFIG(costs->ndim() == 1, "costs must be one-dimensional (one per QSL sample), got "
+                                                           << costs->ndim() << " dimensions");
+               c.assign(costs->data(), costs->data() + costs->size());
+             }
+             return std::make_shared<Scheduler>(std::move(policy), std::move(c));
+           }),
+           py::arg("policy"), py::arg("costs") = py::none(),
+           "costs[i]: the cost of QSL sample i (sequence length, pairs); None: 1 each.")
+      .def_property_readonly("buckets", &Scheduler::buckets)
       .def_property_readonly("policy", &Scheduler::policy)
       // The LoadGen FastSUT issue callback: (response ids, sample indices). Returns at once.
       .def(
@@ -270,14 +286,52 @@ void bind_harness(py::module_& m) {
               ok = s.next_batch(b);
             }
             if (!ok) return py::none();
-            return py::make_tuple(py::cast(b.ids), py::cast(b.indices));
+            return py::make_tuple(py::cast(b.ids), py::cast(b.indices), b.cost, b.max_item_cost);
           },
-          "Blocks (without the GIL) for the next batch: (ids, indices), or None once stopped.")
+          "Blocks (without the GIL) for the next batch: (ids, indices, cost, max item cost), or"
+          " None once stopped.")
       .def_property_readonly("pushed", &Scheduler::pushed)
       .def_property_readonly("handed_out", &Scheduler::handed_out)
       .def_property_readonly("queued", &Scheduler::queued);
 
-  py::class_<Postprocessor, std::shared_ptr<Postprocessor>>(h, "Postprocessor");
+  py::class_<Postprocessor, std::shared_ptr<Postprocessor>>(h, "Postprocessor")
+      .def(
+          "process",
+          [](Postprocessor& post, const std::vector<uint64_t>& indices, const py::list& outputs,
+             std::optional<std::vector<uint32_t>> costs) {
+            Batch batch;
+            batch.indices = indices;
+            batch.ids = indices;
+            batch.costs = costs ? *costs : std::vector<uint32_t>(indices.size(), 1);
+            MLPERF_CHECK_CONFIG(batch.costs.size() == indices.size(),
+                                indices.size() << " indices but " << batch.costs.size()
+                                               << " costs");
+            for (uint32_t c : batch.costs) batch.cost += c;
+            std::vector<py::array> keep;
+            std::vector<TensorView> views;
+            for (const auto& obj : outputs) {
+              auto arr = py::reinterpret_borrow<py::array>(obj);
+              MLPERF_CHECK_CONFIG(arr.flags() & py::array::c_style,
+                                  "outputs must be C-contiguous numpy arrays");
+              TensorView v;
+              v.dtype = dtype_of(arr);
+              v.data = const_cast<void*>(arr.data());
+              for (py::ssize_t d = 0; d < arr.ndim(); ++d) v.shape.push_back(arr.shape(d));
+              views.push_back(v);
+              keep.push_back(arr);
+            }
+            Responses out;
+            post.process(batch, views, out);
+            py::list result;
+            for (size_t i = 0; i < out.size(); ++i) {
+              result.append(py::bytes(
+                  reinterpret_cast<const char*>(out.payload.data() + out.offsets[i]),
+                  out.sizes[i]));
+            }
+            return result;
+          },
+          py::arg("indices"), py::arg("outputs"), py::arg("costs") = py::none(),
+          "Post-processes one batch outside a run (tests, tools): one payload (bytes) per sample.");
   py::class_<ZerosPostprocessor, Postprocessor, std::shared_ptr<ZerosPostprocessor>>(
       h, "ZerosPostprocessor")
       .def(py::init<size_t, int64_t, bool>(), py::arg("payload_bytes"), py::arg("tokens") = 0,
@@ -285,6 +339,13 @@ void bind_harness(py::module_& m) {
   py::class_<ClassIndexPostprocessor, Postprocessor, std::shared_ptr<ClassIndexPostprocessor>>(
       h, "ClassIndexPostprocessor")
       .def(py::init<size_t, int64_t>(), py::arg("output"), py::arg("offset") = 0);
+  py::class_<InterleavePostprocessor, Postprocessor, std::shared_ptr<InterleavePostprocessor>>(
+      h, "InterleavePostprocessor")
+      .def(py::init<std::vector<size_t>, size_t, float>(), py::arg("outputs"),
+           py::arg("positions"), py::arg("fill"));
+  py::class_<RowsPostprocessor, Postprocessor, std::shared_ptr<RowsPostprocessor>>(
+      h, "RowsPostprocessor")
+      .def(py::init<size_t>(), py::arg("output"));
 
   py::class_<ResponseSink, std::shared_ptr<ResponseSink>>(h, "ResponseSink");
   py::class_<LoadGenSink, ResponseSink, std::shared_ptr<LoadGenSink>>(h, "LoadGenSink")

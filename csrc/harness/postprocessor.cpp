@@ -1,5 +1,6 @@
 #include "harness/postprocessor.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/check.h"
@@ -60,6 +61,84 @@ void ClassIndexPostprocessor::process(const Batch& batch, const std::vector<Tens
                                     << " dims; expected int64/int32 [N] or float32 [N, C]");
   }
   for (size_t i = 0; i < n; ++i) out.add(i * sizeof(float), sizeof(float));
+}
+
+namespace {
+
+const TensorView& output_of(const std::vector<TensorView>& outputs, size_t index, const char* who) {
+  MLPERF_CHECK_BACKEND(index < outputs.size(), "the engine returned " << outputs.size()
+                                                   << " outputs; the " << who
+                                                   << " post-processor reads output " << index);
+  return outputs[index];
+}
+
+}  // namespace
+
+InterleavePostprocessor::InterleavePostprocessor(std::vector<size_t> outputs, size_t positions,
+                                                 float fill)
+    : outputs_(std::move(outputs)), positions_(positions), fill_(fill) {
+  MLPERF_CHECK_CONFIG(!outputs_.empty() && positions_ > 0,
+                      "interleave post-processor needs at least one output and one position");
+}
+
+void InterleavePostprocessor::process(const Batch& batch, const std::vector<TensorView>& outputs,
+                                      Responses& out) {
+  const size_t n = batch.size(), k = outputs_.size();
+  std::vector<const float*> src(k);
+  size_t length = 0;
+  for (size_t j = 0; j < k; ++j) {
+    const TensorView& t = output_of(outputs, outputs_[j], "interleave");
+    MLPERF_CHECK_BACKEND(t.dtype == DType::kFloat32 && t.shape.size() == 2 &&
+                             static_cast<size_t>(t.shape[0]) == n,
+                         "output " << outputs_[j] << " is " << dtype_name(t.dtype) << " with "
+                                   << t.shape.size() << " dims; expected float32 [" << n
+                                   << ", L]");
+    const size_t l = static_cast<size_t>(t.shape[1]);
+    MLPERF_CHECK_BACKEND(j == 0 || l == length, "outputs of the interleave post-processor differ"
+                                                    << " in length: " << length << " and " << l);
+    MLPERF_CHECK_BACKEND(l <= positions_, "output " << outputs_[j] << " has " << l
+                                                    << " positions, more than the payload's "
+                                                    << positions_);
+    length = l;
+    src[j] = static_cast<const float*>(t.data);
+  }
+  const size_t bytes = positions_ * k * sizeof(float);
+  out.reset(n);
+  out.payload.resize(n * bytes);
+  for (size_t i = 0; i < n; ++i) {
+    auto* dst = reinterpret_cast<float*>(out.payload.data() + i * bytes);
+    for (size_t p = 0; p < length; ++p) {
+      for (size_t j = 0; j < k; ++j) dst[p * k + j] = src[j][i * length + p];
+    }
+    std::fill(dst + length * k, dst + positions_ * k, fill_);
+    out.add(i * bytes, bytes);
+  }
+}
+
+RowsPostprocessor::RowsPostprocessor(size_t output) : output_(output) {}
+
+void RowsPostprocessor::process(const Batch& batch, const std::vector<TensorView>& outputs,
+                                Responses& out) {
+  const size_t n = batch.size();
+  const TensorView& t = output_of(outputs, output_, "rows");
+  MLPERF_CHECK_BACKEND(t.dtype == DType::kFloat32 && !t.shape.empty(),
+                       "output " << output_ << " is " << dtype_name(t.dtype)
+                                 << "; expected float32 [rows, k]");
+  const size_t rows = static_cast<size_t>(t.shape[0]);
+  const size_t row_bytes = rows == 0 ? 0 : t.numel() / rows * sizeof(float);
+  uint64_t total = 0;
+  for (uint32_t c : batch.costs) total += c;
+  MLPERF_CHECK_BACKEND(rows == total, "output " << output_ << " has " << rows
+                                                << " rows; the batch's samples hold " << total);
+  out.reset(n);
+  out.payload.resize(rows * row_bytes);
+  if (rows > 0) std::memcpy(out.payload.data(), t.data, rows * row_bytes);
+  size_t offset = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const size_t bytes = batch.costs[i] * row_bytes;
+    out.add(offset, bytes);
+    offset += bytes;
+  }
 }
 
 }  // namespace mlperf_trt

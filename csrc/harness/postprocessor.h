@@ -48,4 +48,33 @@ class ClassIndexPostprocessor : public Postprocessor {
   std::vector<int32_t> scratch_;
 };
 
+// Per-position outputs interleaved into one payload per sample (BERT, SPEC §1.2 and §2.4): k
+// float32 outputs [N, L] become float32 [positions][k] per sample, position-major. The engine may
+// run a shorter padded length L < positions (length buckets); the positions past L get `fill`,
+// which is what the reference's accuracy script pads short payloads with (-10000).
+class InterleavePostprocessor : public Postprocessor {
+ public:
+  InterleavePostprocessor(std::vector<size_t> outputs, size_t positions, float fill);
+  void process(const Batch& batch, const std::vector<TensorView>& outputs,
+               Responses& out) override;
+
+ private:
+  std::vector<size_t> outputs_;
+  size_t positions_;
+  float fill_;
+};
+
+// Rows of one float32 output [sum of the batch's costs, k] split by sample (DLRMv2, SPEC §1.2,
+// §2.8): sample i of the batch gets its costs[i] consecutive rows (one per user-item pair) as its
+// payload, in batch order.
+class RowsPostprocessor : public Postprocessor {
+ public:
+  explicit RowsPostprocessor(size_t output);
+  void process(const Batch& batch, const std::vector<TensorView>& outputs,
+               Responses& out) override;
+
+ private:
+  size_t output_;
+};
+
 }  // namespace mlperf_trt

@@ -62,20 +62,43 @@ class harness:  # submodule
     class BatchPolicy:
         max_batch: int
         timeout_us: int
-        def __init__(self, max_batch: int, timeout_us: int = 0) -> None: ...
+        max_cost: int
+        bucket_bounds: list[int]
+        def __init__(
+            self,
+            max_batch: int,
+            timeout_us: int = 0,
+            max_cost: int = 0,
+            bucket_bounds: list[int] = ...,
+        ) -> None: ...
 
     class Scheduler:
         policy: harness.BatchPolicy
         pushed: int
         handed_out: int
         queued: int
-        def __init__(self, policy: harness.BatchPolicy) -> None: ...
+        buckets: int
+        def __init__(
+            self, policy: harness.BatchPolicy, costs: npt.NDArray[np.uint32] | None = None
+        ) -> None: ...
         def issue(self, ids: list[int], indices: list[int]) -> None: ...
         def flush(self) -> None: ...
         def stop(self) -> None: ...
-        def next_batch(self) -> tuple[list[int], list[int]] | None: ...
+        def next_batch(self) -> tuple[list[int], list[int], int, int] | None: ...
 
-    class Postprocessor: ...
+    class Postprocessor:
+        def process(
+            self,
+            indices: list[int],
+            outputs: list[npt.NDArray[Any]],
+            costs: list[int] | None = None,
+        ) -> list[bytes]: ...
+
+    class InterleavePostprocessor(Postprocessor):
+        def __init__(self, outputs: list[int], positions: int, fill: float) -> None: ...
+
+    class RowsPostprocessor(Postprocessor):
+        def __init__(self, output: int) -> None: ...
 
     class ZerosPostprocessor(Postprocessor):
         def __init__(

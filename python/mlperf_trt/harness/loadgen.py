@@ -51,6 +51,11 @@ class CoreSpec:
     postprocessor: _C.harness.Postprocessor
     tensors: Sequence[_C.harness.TensorSpec] = ()  # one per input, in input_names order
     sample_source: SampleSource | None = None
+    # Samples of different sizes (DESIGN §4.1): per-sample costs by QSL index (bert: sequence
+    # length; dlrm-v2: user-item pairs), the cost buckets a batch never mixes, and a cost budget.
+    costs: np.ndarray | None = None
+    bucket_bounds: Sequence[int] = ()
+    max_cost: int = 0
 
 
 @dataclass(frozen=True)
@@ -187,7 +192,11 @@ def run_test(
     audit = spec.audit_config or (spec.outdir / "no-audit.config")
 
     store = h.SampleStore(list(core.tensors), spec.total_count) if core.tensors else None
-    scheduler = h.Scheduler(h.BatchPolicy(core.max_batch, core.timeout_us))
+    costs = None if core.costs is None else np.ascontiguousarray(core.costs, dtype=np.uint32)
+    scheduler = h.Scheduler(
+        h.BatchPolicy(core.max_batch, core.timeout_us, core.max_cost, list(core.bucket_bounds)),
+        costs,
+    )
     executors = [
         h.PyExecutor(e, list(core.input_names), list(core.output_names)) for e in core.executors
     ]
