@@ -72,13 +72,13 @@ def test_accuracy_run_keeps_the_fp32_top1(cli, tmp_path: Path, precision: str) -
     assert first.startswith("accuracy=") and first.endswith("total=48")
     top1 = float(first.split("=")[1].split("%")[0])
     resolved = json.loads((tmp_path / RESULT / "Offline/accuracy/resolved_config.json").read_text())
-    reference = resolved["inputs"]["fp32_reference_top1"]
+    reference = resolved["inputs"]["fp32_reference"]
     if precision == "fp32":
         assert top1 == pytest.approx(reference)  # the labels are this model's own predictions
     else:
         assert top1 >= 0.99 * reference
     assert "Accuracy is : PASS" in proc.stdout
-    assert "labels are the FP32 model's own predictions" in proc.stdout
+    assert "ground truth is the FP32 model's own output" in proc.stdout
 
 
 @pytest.mark.slow

@@ -379,8 +379,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     print(f"raw data : {data.raw_dir}")
     if data.synthetic:
         print(
-            f"labels   : the FP32 model's own predictions (its top-1 on the set:"
-            f" {data.fp32_reference:.3f}%)"
+            f"truth    : the FP32 model's own output (its score on the set:"
+            f" {data.fp32_reference:.3f})"
         )
     print(f"prepared : {data.prepared.count} samples in {data.prepared.path}")
     return EXIT_OK

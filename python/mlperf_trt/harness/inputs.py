@@ -65,66 +65,13 @@ def obtain_model(
     )
 
 
-class Fp32Labeler:
-    """label_fn of a synthetic set: the FP32 model's own predictions (and how many are valid)."""
-
-    def __init__(self, model: Any, pipeline: Pipeline, input_name: str) -> None:
-        import onnxruntime as ort
-
-        self._session = ort.InferenceSession(
-            model.SerializeToString(), providers=["CPUExecutionProvider"]
-        )
-        self._pipeline = pipeline
-        self._input = input_name
-        self.total = 0
-        self.invalid = 0  # predictions outside the label range (e.g. the background class)
-        self.margins: list[float] = []  # per image, in order: top-1 minus top-2 log-probability
-        self.valid: list[bool] = []  # per image: the prediction is a label (not the background)
-
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
-        wanted = [self._pipeline.label_output, self._pipeline.label_scores]
-        out, scores = self._session.run(wanted, {self._input: batch})
-        labels = np.asarray(out).reshape(len(batch)).astype(np.int64) + self._pipeline.label_offset
-        top2 = np.sort(np.log(np.maximum(np.asarray(scores, np.float64), 1e-300)), axis=1)[:, -2:]
-        self.margins.extend((top2[:, 1] - top2[:, 0]).tolist())
-        bad = labels < 0
-        self.total += len(labels)
-        self.invalid += int(bad.sum())
-        self.valid.extend((~bad).tolist())
-        return np.where(bad, 0, labels)  # a label the FP32 model gets wrong: counted as such
-
-
-# A synthetic image whose FP32 top-1 is a near tie has no meaningful label: its "label" is a coin
-# toss that any rounding flips. Of the candidates made, this fraction with the smallest top-1/top-2
-# gap is not kept (real labels are unambiguous to their annotators too). On the built-in tiny
-# ResNet50, INT8 agreed with FP32 on 98.7% of all images and on 99.7% of the kept 90%.
-AMBIGUOUS_FRACTION = 0.10
-
-
-def _keep_confident(raw: Path, labeler: Fp32Labeler, count: int) -> tuple[int, float]:
-    """Keeps the `count` most confident images in val_map.txt (in their order) and deletes the
-    rest; returns (images dropped, FP32 top-1 in percent on the kept ones)."""
-    from mlperf_trt.results import atomic_write_text
-
-    lines = [x for x in (raw / "val_map.txt").read_text().splitlines() if x.strip()]
-    order = np.argsort(-np.asarray(labeler.margins), kind="stable")
-    keep = sorted(order[:count].tolist())
-    atomic_write_text(raw / "val_map.txt", "".join(f"{lines[i]}\n" for i in keep))
-    kept = set(keep)
-    for i, line in enumerate(lines):
-        if i not in kept:
-            (raw / line.split()[0]).unlink(missing_ok=True)
-    top1 = 100.0 * sum(labeler.valid[i] for i in keep) / max(1, len(keep))
-    return len(lines) - len(keep), top1
-
-
 @dataclass(frozen=True)
 class DataSource:
-    prepared: Any  # data.cache.PreparedSamples
+    prepared: Any  # the data layer's prepared samples (count, sample(i), batch(indices), manifest)
     raw_dir: Path
-    labels: np.ndarray
+    truth: Any  # the metric's ground truth (pipeline.truth of raw_dir)
     synthetic: bool
-    fp32_reference: float | None  # synthetic: the FP32 model's top-1 on the set, in percent
+    fp32_reference: float | None  # synthetic: the FP32 model's score on the set (metric unit)
 
 
 def synthetic_dir(data_root: Path, dataset: str, model_hash: str, count: int) -> Path:
@@ -143,7 +90,7 @@ def obtain_data(
     dataset = pipeline.dataset()
     if data_dir is not None:
         prepared = dataset.prepare(Path(data_dir), show_progress=show_progress)
-        return DataSource(prepared, Path(data_dir), dataset.labels(Path(data_dir)), False, None)
+        return DataSource(prepared, Path(data_dir), pipeline.truth(Path(data_dir)), False, None)
     raw = synthetic_dir(data_root, dataset.name, source.hash, synthetic_samples)
     return _synthesize(pipeline, source, raw, synthetic_samples, show_progress)
 
@@ -151,42 +98,39 @@ def obtain_data(
 def _synthesize(
     pipeline: Pipeline, source: ModelSource, raw: Path, count: int, show_progress: bool
 ) -> DataSource:
-    dataset = pipeline.dataset()
+    """A synthetic set in the official layout whose ground truth is the FP32 model's own output;
+    made once per (model, count) and reused (reference.json beside it says how it was made)."""
     reference = raw / REFERENCE_FILE
     if reference.is_file() and json.loads(reference.read_text()).get("model_hash") != source.hash:
         raise DataError(
             f"{raw} holds a synthetic set labelled by another model ({reference}); choose an"
             " empty --data-dir, or delete that folder to make it again"
         )
-    if not reference.is_file():
-        labeler = Fp32Labeler(source.model, pipeline, dataset.input_name)
-        candidates = int(np.ceil(count / (1.0 - AMBIGUOUS_FRACTION)))
-        dataset.synthesize(raw, candidates, seed=0, label_fn=labeler, show_progress=show_progress)
-        dropped, top1 = _keep_confident(raw, labeler, count)
+    if not reference.is_file() or "fp32_reference" not in json.loads(reference.read_text()):
+        made = pipeline.synthesize(source.model, raw, count, show_progress)
         atomic_write_json(
             reference,
             {
-                "labels": "the FP32 model's own top-1 predictions",
+                "benchmark": pipeline.benchmark,
                 "model_hash": source.hash,
                 "model": source.description,
-                "fp32_top1_percent": top1,
                 "samples": count,
-                "ambiguous_dropped": dropped,
-                "selection": f"of {candidates} images made, the {dropped} whose FP32 top-1 was"
-                " the nearest tie (smallest top-1/top-2 log-probability gap) were dropped",
+                "metric": pipeline.metric,
+                "fp32_reference": made.fp32_reference,
+                **dict(made.details),
             },
         )
-    fp32 = float(json.loads(reference.read_text())["fp32_top1_percent"])
-    prepared = dataset.prepare(raw, show_progress=show_progress)
-    return DataSource(prepared, raw, dataset.labels(raw), True, fp32)
+    fp32 = float(json.loads(reference.read_text())["fp32_reference"])
+    prepared = pipeline.dataset().prepare(raw, show_progress=show_progress)
+    return DataSource(prepared, raw, pipeline.truth(raw), True, fp32)
 
 
 def calibration_feeds(
-    data: DataSource, input_name: str, indices: list[int], batch: int = 16
+    data: DataSource, indices: list[int], batch: int = 16
 ) -> Iterator[Mapping[str, np.ndarray]]:
+    """The calibration samples as engine feeds: every stored tensor, `batch` samples at a time."""
     for start in range(0, len(indices), batch):
-        chunk = indices[start : start + batch]
-        yield {input_name: data.prepared.batch(chunk)[input_name]}
+        yield data.prepared.batch(indices[start : start + batch])
 
 
 def calibration_hash(data: DataSource, indices: list[int]) -> str:
@@ -221,9 +165,8 @@ def prepare_dataset(
             raise DataError(
                 "prepare needs --data-dir DIR (the official raw folder) or --synthetic N"
             )
-        dataset = pipeline.dataset()
-        prepared = dataset.prepare(Path(data_dir), show_progress=show_progress)
-        return DataSource(prepared, Path(data_dir), dataset.labels(Path(data_dir)), False, None)
+        prepared = pipeline.dataset().prepare(Path(data_dir), show_progress=show_progress)
+        return DataSource(prepared, Path(data_dir), pipeline.truth(Path(data_dir)), False, None)
     source = obtain_model(workload, model_path=model_path, size=size, models_dir=root / "models")
     if data_dir is not None:
         return _synthesize(pipeline, source, Path(data_dir), synthetic, show_progress)

@@ -21,7 +21,7 @@ from mlperf_trt.benchmarks import (
     resolve,
 )
 from mlperf_trt.config import Context, ResolvedConfig, resolve_config
-from mlperf_trt.errors import BackendError, ConfigError, DataError, ModelError
+from mlperf_trt.errors import ConfigError, DataError, ModelError
 from mlperf_trt.harness.loadgen import (
     CoreStats,
     LoadGenSpec,
@@ -30,7 +30,7 @@ from mlperf_trt.harness.loadgen import (
     run_test,
 )
 from mlperf_trt.harness.pipelines import has_pipeline, pipeline_for
-from mlperf_trt.harness.setup import Setup, null_setup, ort_setup
+from mlperf_trt.harness.setup import Setup, engine_setup, null_setup
 from mlperf_trt.progress import Progress
 from mlperf_trt.results import (
     AtomicResultDir,
@@ -204,19 +204,18 @@ def setup_engine(plan: Plan, request: RunRequest) -> Setup:
     """Model, data, engine and executors for the plan's backend."""
     if plan.backend == "null":
         return null_setup(plan.workload, plan.scenario, plan.config, plan.round)
-    if plan.backend == "ort":
-        return ort_setup(
-            plan.workload,
-            plan.scenario,
-            plan.config,
-            plan.round,
-            plan.system,
-            model_path=request.model_path,
-            data_dir=request.data_dir,
-            engines_root=Path(request.engines_dir),
-            show_progress=request.show_progress,
-        )
-    raise BackendError(f"backend {plan.backend!r} cannot run {plan.workload.name} here yet")
+    return engine_setup(
+        plan.workload,
+        plan.scenario,
+        plan.config,
+        plan.round,
+        plan.system,
+        backend=plan.backend,
+        model_path=request.model_path,
+        data_dir=request.data_dir,
+        engines_root=Path(request.engines_dir),
+        show_progress=request.show_progress,
+    )
 
 
 def run(request: RunRequest) -> RunOutcome:
@@ -333,19 +332,18 @@ def build(request: RunRequest) -> BuildOutcome:
 
     The scenario only chooses defaults (the batch size); no LoadGen test runs.
     """
-    from mlperf_trt.harness.setup import build_ort_engine
+    from mlperf_trt.harness.setup import build_engine
 
     plan = plan_run(request)
     if plan.backend == "null":
         return BuildOutcome(
             plan.workload, "null", plan.backend_note, plan.config, None, True, {}, None
         )
-    if plan.backend != "ort":
-        raise BackendError(f"backend {plan.backend!r} cannot build {plan.workload.name} here yet")
-    built = build_ort_engine(
+    built = build_engine(
         plan.workload,
         plan.config,
         plan.system,
+        backend=plan.backend,
         model_path=request.model_path,
         data_dir=request.data_dir,
         engines_root=Path(request.engines_dir),

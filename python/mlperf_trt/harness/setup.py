@@ -18,7 +18,9 @@ from mlperf_trt.accuracy.base import Report
 from mlperf_trt.backends.base import EngineArtifact, EngineRecipe
 from mlperf_trt.benchmarks import AccuracyMetric, Workload
 from mlperf_trt.config import ResolvedConfig
+from mlperf_trt.errors import BackendError
 from mlperf_trt.harness.loadgen import CoreSpec
+from mlperf_trt.harness.pipelines import Batching, synthetic_targets
 from mlperf_trt.system import SystemInfo
 
 log = logging.getLogger(__name__)
@@ -65,57 +67,89 @@ def null_setup(workload: Workload, scenario: str, config: ResolvedConfig, round_
     return Setup(core, config, rules.dataset_size, rules.performance_sample_count)
 
 
-def ort_setup(
+def engine_setup(
     workload: Workload,
     scenario: str,
     config: ResolvedConfig,
     round_: str,
     system: SystemInfo,
     *,
+    backend: str,
     model_path: Path | None,
     data_dir: Path | None,
     engines_root: Path,
     show_progress: bool,
 ) -> Setup:
-    built = build_ort_engine(
+    """Model, data, engine, executors (one per worker) and the core for an inference backend."""
+    built = build_engine(
         workload,
         config,
         system,
+        backend=backend,
         model_path=model_path,
         data_dir=data_dir,
         engines_root=engines_root,
         show_progress=show_progress,
     )
-    prepared, input_name = built.data.prepared, built.input_name
-    precision = str(config["precision"])
-    batch = int(config["batch_size"])
+    pipeline, data = built.pipeline, built.data
     groups, workers = int(config["worker_groups"]), int(config["workers"])
-    executors = [
-        built.backend.load(built.artifact, device=g) for g in range(groups) for _ in range(workers)
-    ]
-    feed = _warm_up(executors, prepared, input_name, batch)
-    config = _measured_hints(config, scenario, executors[0], {input_name: feed}, batch, workers)
-    return _ort_core_setup(workload, scenario, config, round_, built, executors, precision)
+    batching = pipeline.batching(data, config) if pipeline.batching else Batching()
+    batch = batching.max_batch or int(config["batch_size"])
+    executors = []
+    for g in range(groups):
+        for _ in range(workers):
+            executor = built.backend.load(built.artifact, device=g if backend == "trt" else 0)
+            if pipeline.wrap_executor is not None:
+                executor = pipeline.wrap_executor(executor, data, config)
+            executors.append(executor)
+    feeds = _warm_up(executors, data.prepared, batch)
+    config = _measured_hints(config, scenario, executors[0], feeds, batch, workers * groups)
+    return _core_setup(workload, scenario, config, round_, built, executors, batching, batch)
 
 
 @dataclass(frozen=True)
 class EngineBuild:
     """An engine built (or found in the cache) with what it was built from."""
 
-    backend: Any  # backends.ort.OrtBackend
+    backend: Any  # backends.ort.OrtBackend or backends.trt.TrtBackend
     artifact: EngineArtifact
     source: Any  # harness.inputs.ModelSource
     data: Any  # harness.inputs.DataSource
     pipeline: Any  # harness.pipelines.Pipeline
-    input_name: str
     calibration_indices: tuple[int, ...]
 
 
-def build_ort_engine(
+def _backend(name: str, engines_root: Path, system: SystemInfo, benchmark: str, config: Any) -> Any:
+    if name == "ort":
+        from mlperf_trt.backends.ort import OrtBackend, OrtOptions
+
+        options = OrtOptions(intra_op_threads=int(config["intra_op_threads"]))
+        return OrtBackend(engines_root, system.system_id, benchmark, options)
+    if name == "trt":
+        from mlperf_trt.backends.trt import TrtBackend, TrtOptions, require_tensorrt
+
+        require_tensorrt()
+        return TrtBackend(engines_root, system.system_id, benchmark, TrtOptions())
+    raise BackendError(f"backend {name!r} builds no engines")  # pragma: no cover
+
+
+def _backend_version(name: str) -> str:
+    if name == "ort":
+        return _ort_version()
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("tensorrt")
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+def build_engine(
     workload: Workload,
     config: ResolvedConfig,
     system: SystemInfo,
     *,
+    backend: str = "ort",
     model_path: Path | None,
     data_dir: Path | None,
     engines_root: Path,
@@ -123,14 +157,11 @@ def build_ort_engine(
 ) -> EngineBuild:
     """The `build` step (DESIGN §5), shared by `build`, `calibrate` and `run`: model, data (the
     calibration set comes from it), recipe, then the engine, or a cache hit for the same recipe."""
-    from mlperf_trt.backends.ort import OrtBackend, OrtOptions
     from mlperf_trt.data import data_root
     from mlperf_trt.harness import inputs
     from mlperf_trt.harness.pipelines import pipeline_for
 
     pipeline = pipeline_for(workload.benchmark.name)
-    card = workload.benchmark.model_card
-    input_name = card.inputs[0].name
     size = str(config["model_size"])
     root = data_root()
     source = inputs.obtain_model(
@@ -148,47 +179,43 @@ def build_ort_engine(
     precision = str(config["precision"])
     batch = int(config["batch_size"])
     dataset = pipeline.dataset()
-    # The official calibration list where the raw folder has it (500 images); on synthetic data a
-    # seeded quarter of the set (at least 32), so that most samples are never calibrated on.
+    quantized = precision in ("int8", "fp8")
+    # The official calibration list where the raw folder has it; on synthetic data a seeded
+    # quarter of the set (at least 32), so that most samples are never calibrated on.
     calib = dataset.calibration_indices(
         prepared.count,
         size=500 if not data.synthetic else min(500, max(32, prepared.count // 4)),
         raw_dir=data.raw_dir,
     )
     recipe = EngineRecipe(
-        backend="ort",
+        backend=backend,
         workload=workload.benchmark.name,
         precision=precision,
         batch_sizes=(batch,),
         model_hash=source.hash,
-        calibration_hash=inputs.calibration_hash(data, calib) if precision == "int8" else "",
-        backend_version=_ort_version(),
+        calibration_hash=inputs.calibration_hash(data, calib) if quantized else "",
+        backend_version=_backend_version(backend),
         extra={"model_size": size if model_path is None else "user"},
     )
-    backend = OrtBackend(
-        engines_root,
-        system.system_id,
-        workload.benchmark.name,
-        OrtOptions(intra_op_threads=int(config["intra_op_threads"])),
-    )
-    artifact = backend.build(
-        source.model, recipe, lambda: inputs.calibration_feeds(data, input_name, calib)
-    )
-    return EngineBuild(backend, artifact, source, data, pipeline, input_name, tuple(calib))
+    engine = _backend(backend, engines_root, system, workload.benchmark.name, config)
+    feeds = pipeline.calibration_feeds or inputs.calibration_feeds
+    artifact = engine.build(source.model, recipe, lambda: feeds(data, calib))
+    return EngineBuild(engine, artifact, source, data, pipeline, tuple(calib))
 
 
-def _ort_core_setup(
+def _core_setup(
     workload: Workload,
     scenario: str,
     config: ResolvedConfig,
     round_: str,
     built: EngineBuild,
     executors: list[Any],
-    precision: str,
+    batching: Batching,
+    batch: int,
 ) -> Setup:
     source, data, pipeline, artifact = built.source, built.data, built.pipeline, built.artifact
     prepared = data.prepared
-    batch = int(config["batch_size"])
+    precision = str(config["precision"])
     groups, workers = int(config["worker_groups"]), int(config["workers"])
     tensors = [
         _C.harness.TensorSpec(name, dtype, list(shape))
@@ -204,33 +231,37 @@ def _ort_core_setup(
         postprocessor=pipeline.postprocessor(),
         tensors=tensors,
         sample_source=prepared.sample,
+        costs=batching.costs,
+        bucket_bounds=batching.bucket_bounds,
+        max_cost=batching.max_cost,
     )
     rules = workload.rules(round_)
     if data.synthetic:
         ref = float(data.fp32_reference or 0.0)
-        # The 99% rule on synthetic data: keep 99% of the FP32 model's top-1 on the same set.
-        targets: tuple[AccuracyMetric, ...] = (AccuracyMetric("acc", ref, "%", 0.99 * ref),)
+        targets = synthetic_targets(workload, round_, ref)
         data_note = (
-            f"synthetic {prepared.count} images in the official layout at {data.raw_dir};"
-            " labels are the FP32 model's own predictions"
+            f"synthetic {prepared.count} {pipeline.unit} in the official layout at"
+            f" {data.raw_dir}; ground truth is the FP32 model's own output"
+            f" (FP32 {pipeline.metric} {ref:.3f})"
         )
     else:
         targets = workload.accuracy_targets(round_)
-        data_note = f"{data.raw_dir} ({prepared.count} images)"
+        data_note = f"{data.raw_dir} ({prepared.count} {pipeline.unit})"
 
     def evaluate(log_path: Path) -> tuple[Report, tuple[AccuracyMetric, ...]]:
-        return pipeline.evaluate(log_path, data.labels), targets
+        return pipeline.evaluate(log_path, data.truth), targets
 
     notes = (
         f"model       : {source.description}",
         f"data        : {data_note}",
-        f"engine      : ort {precision}, {'cached' if artifact.cache_hit else 'built'} at"
-        f" {artifact.path}",
+        f"engine      : {artifact.recipe.backend} {precision},"
+        f" {'cached' if artifact.cache_hit else 'built'} at {artifact.path}",
     )
     extra = {
         "data_dir": str(data.raw_dir),
         "synthetic": data.synthetic,
-        "fp32_reference_top1": data.fp32_reference,
+        "fp32_reference": data.fp32_reference,
+        "metric": pipeline.metric,
         "model_hash": source.hash,
         "engine_dir": str(Path(artifact.path).parent) if artifact.path else "",
     }
@@ -252,21 +283,22 @@ def _ort_version() -> str:
     return str(onnxruntime.__version__)
 
 
-def _warm_up(executors: list[Any], prepared: Any, input_name: str, batch: int) -> np.ndarray:
+def _warm_up(executors: list[Any], prepared: Any, batch: int) -> dict[str, np.ndarray]:
     """Runs every executor once on a real batch before LoadGen starts.
 
     An ORT session's first run allocates its arenas and picks kernels (tens of ms); left to the
     timed run, it lands on the first queries and shows up as a Server p99 outlier.
     """
     n = min(batch, prepared.count)
-    feed = prepared.batch(list(range(n)))[input_name]
+    feeds = prepared.batch(list(range(n)))
     if n < batch:
-        feed = np.concatenate([feed] * (batch // n + 1))[:batch]
+        feeds = {k: np.concatenate([v] * (batch // n + 1))[:batch] for k, v in feeds.items()}
+    feeds = {k: np.ascontiguousarray(v) for k, v in feeds.items()}
     for executor in executors:
-        executor.run({input_name: feed}, batch_size=batch)
-        if batch > 1:
-            executor.run({input_name: feed[:1]}, batch_size=1)  # the tail batch's shape too
-    return np.ascontiguousarray(feed)
+        executor.run(feeds, batch_size=batch)
+        if batch > 1:  # the tail batch's shape too
+            executor.run({k: v[:1] for k, v in feeds.items()}, batch_size=1)
+    return feeds
 
 
 def _measured_hints(
