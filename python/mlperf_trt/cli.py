@@ -168,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the data set the log was run on (default: from resolved_config.json)",
     )
     p.add_argument("--round", default="v5.0")
+
+    from mlperf_trt.submission.commands import add_commands
+
+    add_commands(sub)  # audit, submit, report (the submission layer's commands)
     return parser
 
 
@@ -422,6 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_build(args, calibrate=args.command == "calibrate")
         if args.command == "accuracy":
             return _cmd_accuracy(args)
+        if hasattr(args, "handler"):
+            return int(args.handler(args))
     except MlperfTrtError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
