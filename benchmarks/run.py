@@ -6,7 +6,10 @@ Routines:
             latency at a target. Each LoadGen test runs in its own child process (LoadGen takes
             one user.conf per process, SPEC §3.4); bare and harness alternate, and the table
             reports every repetition and the median ratio.
-  kernels   the CPU kernels (and their CUDA twins where a GPU is present): throughput per size.
+  kernels   the CPU kernels (and their CUDA twins where a GPU is present): throughput per size;
+            the SampleStore row gather and the DLRMv2 embedding-bag in GB/s against numpy
+            (`src[idx]`, `table[ids].sum(axis=1)`) and, on a GPU, against the card's own
+            cudaMemcpy D2D / H2D bandwidth measured in the same run.
 
 Each routine prints a table and writes JSON to benchmarks/out/<routine>.json (or --out).
 Timings are measurements, never test assertions (DESIGN §7).
@@ -274,7 +277,199 @@ def routine_kernels(args: argparse.Namespace) -> dict[str, Any]:
     if cuda is not None:
         header.append("CUDA us (incl. copies)")
     print_table("kernels (best of 5)", header, rows)
-    return {"build": info, "results": report}
+    result: dict[str, Any] = {"build": info, "results": report}
+    result["gather"] = _bench_gather(rng, cuda)
+    result["embedding_bag"] = _bench_embedding_bag(rng, cuda)
+    if cuda is not None:
+        result["cuda_copy"] = _bench_cuda_copies(cuda)
+    return result
+
+
+# SampleStore gathers (DESIGN §4.1): (name, per-sample shape, dtype, samples in store, batch).
+GATHER_SHAPES = (
+    ("resnet50 int8", (3, 224, 224), "int8", 1024, 64),
+    ("bert-99 int32 x3", (3, 384), "int32", 4096, 256),
+    ("dlrm dense f32", (13,), "float32", 65536, 2048),
+    ("odd 6-byte rows", (3,), "int16", 65536, 4096),
+)
+# DLRMv2 embedding-bag (SPEC §2.8): 26 tables of dim 128, the fixed multi-hot widths; tables cut
+# to EMB_ROWS rows each (the real ones reach 40M rows) so that they fit this machine's memory.
+DLRM_MULTI_HOT = (3, 2, 1, 2, 6, 1, 1, 1, 1, 7, 3, 8, 1, 6, 9, 5, 1, 1, 1, 12, 100, 27, 10, 3, 1, 1)
+EMB_DIM, EMB_ROWS, EMB_PAIRS = 128, 200_000, 2048
+
+
+def _bench_gather(rng: Any, cuda: Any) -> list[dict[str, Any]]:
+    """C++ gather (into a preallocated buffer) vs numpy fancy indexing; GB/s of rows moved."""
+    import numpy as np
+
+    from mlperf_trt import _C
+
+    rows, report = [], []
+    for name, shape, dtype, stored, batch in GATHER_SHAPES:
+        src = rng.integers(-100, 100, (stored, *shape)).astype(dtype)
+        row_bytes = src[0].nbytes
+        for order in ("random", "sequential"):
+            if order == "random":
+                idx = rng.integers(0, stored, batch).astype(np.int64)
+            else:
+                idx = np.arange(batch, dtype=np.int64) + stored // 3
+            moved = batch * row_bytes
+            out = np.empty((batch, *shape), dtype)
+            t_cpp = time_it(lambda s=src, i=idx, o=out: _C.kernels.gather_rows(s, i, o))
+            t_np = time_it(lambda s=src, i=idx: s[i])
+            entry: dict[str, Any] = {
+                "case": name,
+                "order": order,
+                "row_bytes": row_bytes,
+                "batch": batch,
+                "cpp_s": t_cpp,
+                "numpy_s": t_np,
+                "cpp_GBps": moved / t_cpp / 1e9,
+                "numpy_GBps": moved / t_np / 1e9,
+            }
+            row = [name, order, row_bytes, batch, moved / t_cpp / 1e9, moved / t_np / 1e9]
+            if cuda is not None:
+                entry.update(_bench_cuda_gather(cuda, src, idx))
+                row += [entry["cuda_d2d_GBps"], entry["cuda_h2d_pinned_GBps"]]
+            rows.append(row)
+            report.append(entry)
+    header = ["gather", "order", "row B", "batch", "C++ GB/s", "numpy src[idx] GB/s"]
+    if cuda is not None:
+        header += ["CUDA D2D kernel GB/s", "CUDA H2D pinned GB/s"]
+    print_table("row gather (GB/s of rows moved, best of 5)", header, rows)
+    return report
+
+
+def _bench_cuda_gather(cuda: Any, src: Any, idx: Any) -> dict[str, float]:
+    """The device gather kernel and the pinned host -> device gather, GB/s of rows moved."""
+    import numpy as np
+
+    row_bytes, n = src[0].nbytes, len(idx)
+    d_src, d_idx, d_out = (cuda.DeviceBuffer(b) for b in (src.nbytes, idx.nbytes, n * row_bytes))
+    d_src.upload(np.ascontiguousarray(src))
+    d_idx.upload(idx)
+    pool = cuda.PinnedPool(src.nbytes, 1)
+    _, pinned = pool.acquire()
+    pinned[:] = src.reshape(-1).view(np.uint8)
+    host = pinned.ctypes.data
+
+    def d2d() -> None:
+        cuda.gather_rows_ptr(d_src.ptr, len(src), row_bytes, row_bytes, d_idx.ptr, n, d_out.ptr)
+        cuda.synchronize()
+
+    def h2d() -> None:
+        cuda.gather_rows_h2d_ptr(host, len(src), row_bytes, row_bytes, idx, d_out.ptr)
+        cuda.synchronize()
+
+    t_d2d, t_h2d = time_it(d2d), time_it(h2d)
+    return {
+        "cuda_d2d_s": t_d2d,
+        "cuda_h2d_pinned_s": t_h2d,
+        "cuda_d2d_GBps": n * row_bytes / t_d2d / 1e9,
+        "cuda_h2d_pinned_GBps": n * row_bytes / t_h2d / 1e9,
+    }
+
+
+def _bench_embedding_bag(rng: Any, cuda: Any) -> dict[str, Any]:
+    """26 tables x 2048 pairs: C++ (all cores) vs numpy per table; GB/s of table rows read."""
+    import os
+
+    import numpy as np
+
+    from mlperf_trt import _C
+
+    tables = [rng.random((EMB_ROWS, EMB_DIM), dtype=np.float32) for _ in DLRM_MULTI_HOT]
+    ids = [rng.integers(0, EMB_ROWS, (EMB_PAIRS, h)).astype(np.int32) for h in DLRM_MULTI_HOT]
+    out = np.empty((EMB_PAIRS, len(tables), EMB_DIM), np.float32)
+    read = EMB_PAIRS * sum(DLRM_MULTI_HOT) * EMB_DIM * 4
+
+    def numpy_bags() -> None:
+        for t, (table, i) in enumerate(zip(tables, ids, strict=True)):
+            out[:, t, :] = table[i].sum(axis=1)
+
+    t_cpp = time_it(lambda: _C.kernels.embedding_bag_sum_tables(tables, ids, out=out))
+    t_cpp1 = time_it(lambda: _C.kernels.embedding_bag_sum_tables(tables, ids, out=out, threads=1))
+    t_np = time_it(numpy_bags)
+    report: dict[str, Any] = {
+        "tables": len(tables),
+        "rows_per_table": EMB_ROWS,
+        "dim": EMB_DIM,
+        "pairs": EMB_PAIRS,
+        "ids_per_pair": sum(DLRM_MULTI_HOT),
+        "bytes_read": read,
+        "cpu_threads": os.cpu_count(),
+        "cpp_s": t_cpp,
+        "cpp_1thread_s": t_cpp1,
+        "numpy_s": t_np,
+        "cpp_GBps": read / t_cpp / 1e9,
+        "cpp_1thread_GBps": read / t_cpp1 / 1e9,
+        "numpy_GBps": read / t_np / 1e9,
+    }
+    rows = [
+        [f"C++, {os.cpu_count()} threads", t_cpp * 1e3, read / t_cpp / 1e9],
+        ["C++, 1 thread", t_cpp1 * 1e3, read / t_cpp1 / 1e9],
+        ["numpy table[ids].sum(axis=1)", t_np * 1e3, read / t_np / 1e9],
+    ]
+    if cuda is not None:
+        d_tables = [cuda.DeviceBuffer(t.nbytes) for t in tables]
+        d_ids = [cuda.DeviceBuffer(i.nbytes) for i in ids]
+        for d, a in zip(d_tables + d_ids, tables + ids, strict=True):
+            d.upload(a)
+        d_out = cuda.DeviceBuffer(out.nbytes)
+        bags = [
+            (dt.ptr, EMB_ROWS, di.ptr, h, h)
+            for dt, di, h in zip(d_tables, d_ids, DLRM_MULTI_HOT, strict=True)
+        ]
+
+        def gpu() -> None:
+            cuda.embedding_bag_sum_ptr(bags, EMB_PAIRS, EMB_DIM, d_out.ptr, len(tables) * EMB_DIM)
+            cuda.synchronize()
+
+        t_gpu = time_it(gpu)
+        report["cuda_s"] = t_gpu
+        report["cuda_GBps"] = read / t_gpu / 1e9
+        rows.append(["CUDA (device tables)", t_gpu * 1e3, read / t_gpu / 1e9])
+    print_table(
+        f"DLRMv2 embedding-bag: {len(tables)} tables x {EMB_ROWS:,} rows x dim {EMB_DIM},"
+        f" {EMB_PAIRS} pairs, {sum(DLRM_MULTI_HOT)} ids/pair (GB/s of table rows read)",
+        ["implementation", "ms / batch", "GB/s"],
+        rows,
+    )
+    return report
+
+
+def _bench_cuda_copies(cuda: Any) -> dict[str, float]:
+    """The card's copy bandwidth, the ceiling of the gather and embedding figures above."""
+    nbytes = 256 << 20
+    a, b = cuda.DeviceBuffer(nbytes), cuda.DeviceBuffer(nbytes)
+    pool = cuda.PinnedPool(nbytes, 1)
+    _, pinned = pool.acquire()
+    host = pinned.ctypes.data
+
+    def d2d() -> None:
+        cuda.memcpy_async(b.ptr, a.ptr, nbytes)
+        cuda.synchronize()
+
+    def h2d() -> None:
+        cuda.memcpy_async(a.ptr, host, nbytes)
+        cuda.synchronize()
+
+    t_d2d, t_h2d = time_it(d2d), time_it(h2d)
+    # D2D reads and writes every byte: count both, as the gather's "bytes moved" counts once.
+    report = {
+        "bytes": nbytes,
+        "d2d_s": t_d2d,
+        "h2d_pinned_s": t_h2d,
+        "d2d_GBps_read_plus_write": 2 * nbytes / t_d2d / 1e9,
+        "d2d_GBps_copied": nbytes / t_d2d / 1e9,
+        "h2d_pinned_GBps": nbytes / t_h2d / 1e9,
+    }
+    print_table(
+        "cudaMemcpy bandwidth (256 MiB)",
+        ["copy", "GB/s copied"],
+        [["D2D", report["d2d_GBps_copied"]], ["H2D pinned", report["h2d_pinned_GBps"]]],
+    )
+    return report
 
 
 # --- resnet50-cpu routine --------------------------------------------------------------------

@@ -6,15 +6,20 @@
 #include <pybind11/stl.h>
 
 #include <array>
-
 #include <cstdint>
+#include <memory>
+#include <string>
+#include <tuple>
 #include <vector>
 
 #include "bindings/arrays.h"
 #include "bindings/errors.h"
 #include "build_config.h"
 #include "common/check.h"
+#include "kernels/cpu/embedding_bag.h"
+#include "kernels/cpu/gather.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/pinned_pool.h"
 
 namespace py = pybind11;
 using namespace mlperf_trt;
@@ -78,6 +83,120 @@ std::vector<py::ssize_t> chw_shape(size_t out_h, size_t out_w) {
 
 std::vector<py::ssize_t> shape_of(const py::array& a) {
   return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim());
+}
+
+// Device memory owned by a Python object: tests and benchmarks hand its address to the *_ptr
+// entry points, as the TensorRT executor hands its bindings.
+class DeviceMemory {
+ public:
+  explicit DeviceMemory(size_t nbytes) : nbytes_(nbytes) {
+    if (nbytes_) MLPERF_CUDA_CHECK(cudaMalloc(&ptr_, nbytes_));
+  }
+  ~DeviceMemory() {
+    if (ptr_) cudaFree(ptr_);
+  }
+  DeviceMemory(const DeviceMemory&) = delete;
+  DeviceMemory& operator=(const DeviceMemory&) = delete;
+  uintptr_t ptr() const { return reinterpret_cast<uintptr_t>(ptr_); }
+  size_t nbytes() const { return nbytes_; }
+  uint8_t* at(size_t offset, size_t bytes, const char* what) const {
+    MLPERF_CHECK_KERNEL(offset <= nbytes_ && bytes <= nbytes_ - offset,
+                        what << " of " << bytes << " bytes at offset " << offset
+                             << " does not fit a device buffer of " << nbytes_ << " bytes");
+    return static_cast<uint8_t*>(ptr_) + offset;
+  }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t nbytes_;
+};
+
+py::array c_array(const py::handle& obj, const char* what, bool writeable) {
+  MLPERF_CHECK_KERNEL(py::isinstance<py::array>(obj), what << " must be a numpy array");
+  auto arr = py::reinterpret_borrow<py::array>(obj);
+  MLPERF_CHECK_KERNEL(arr.flags() & py::array::c_style,
+                      what << " must be C-contiguous; use numpy.ascontiguousarray");
+  MLPERF_CHECK_KERNEL(!writeable || arr.writeable(), what << " is read-only");
+  return arr;
+}
+
+// Bytes of one packed row of `arr` and the bytes between rows (as in _C.kernels.gather_rows).
+std::pair<size_t, size_t> row_layout(const py::array& arr, const char* what) {
+  MLPERF_CHECK_KERNEL(arr.ndim() >= 1, what << " must have at least one axis (the rows)");
+  MLPERF_CHECK_KERNEL(!py::bool_(arr.dtype().attr("hasobject")),
+                      what << " holds Python objects; only plain data can be gathered");
+  auto expected = static_cast<py::ssize_t>(arr.itemsize());
+  for (py::ssize_t k = arr.ndim() - 1; k >= 1; --k) {
+    MLPERF_CHECK_KERNEL(arr.shape(k) == 1 || arr.size() == 0 || arr.strides(k) == expected,
+                        what << " rows are not packed; use numpy.ascontiguousarray");
+    expected *= arr.shape(k);
+  }
+  const auto row_bytes = static_cast<size_t>(expected);
+  if (arr.shape(0) <= 1 || arr.size() == 0) return {row_bytes, row_bytes};
+  MLPERF_CHECK_KERNEL(arr.strides(0) >= expected, what << " row stride " << arr.strides(0)
+                                                       << " is below the row size " << row_bytes
+                                                       << "; use numpy.ascontiguousarray");
+  return {row_bytes, static_cast<size_t>(arr.strides(0))};
+}
+
+// Bytes spanned by `rows` rows of `row_bytes`, `stride` bytes apart.
+size_t span_bytes(size_t rows, size_t stride, size_t row_bytes) {
+  return rows ? (rows - 1) * stride + row_bytes : 0;
+}
+
+// A host gather call: src (any dtype, strided rows allowed), checked int64 indices, the output
+// array of shape (n,) + src.shape[1:].
+struct GatherCall {
+  py::array src;
+  py::array_t<int64_t, py::array::c_style> indices;
+  size_t src_rows, row_bytes, src_stride, n;
+  py::array out;
+};
+
+GatherCall gather_call(const py::handle& src_obj, const py::handle& indices_obj) {
+  MLPERF_CHECK_KERNEL(py::isinstance<py::array>(src_obj), "gather_rows: src must be a numpy array");
+  GatherCall c;
+  c.src = py::reinterpret_borrow<py::array>(src_obj);
+  std::tie(c.row_bytes, c.src_stride) = row_layout(c.src, "gather_rows: src");
+  c.src_rows = static_cast<size_t>(c.src.shape(0));
+  c.indices = bindings::require_array<int64_t>(indices_obj, "gather_rows: indices");
+  MLPERF_CHECK_KERNEL(c.indices.ndim() == 1, "gather_rows: indices must be 1-D int64");
+  c.n = static_cast<size_t>(c.indices.shape(0));
+  kernels::coalesce_rows(c.indices.data(), c.n, c.src_rows);  // the host checks the indices
+  auto shape = shape_of(c.src);
+  shape[0] = static_cast<py::ssize_t>(c.n);
+  c.out = py::array(c.src.dtype(), shape);
+  return c;
+}
+
+template <typename Pool>
+void bind_pool(py::module_& m, const char* name, const char* doc) {
+  py::class_<Pool>(m, name, doc)
+      .def(py::init<size_t, size_t>(), py::arg("buffer_bytes"), py::arg("count"))
+      .def(
+          "acquire",
+          [](py::object self, double timeout_s) {
+            auto& pool = self.cast<Pool&>();
+            const auto timeout_us =
+                timeout_s < 0 ? int64_t{-1} : static_cast<int64_t>(timeout_s * 1e6);
+            kernels::BufferPool::Buffer buffer;
+            {
+              py::gil_scoped_release release;
+              buffer = pool.acquire(timeout_us);
+            }
+            py::array view(py::dtype::of<uint8_t>(),
+                           std::vector<py::ssize_t>{static_cast<py::ssize_t>(pool.buffer_bytes())},
+                           std::vector<py::ssize_t>{1}, buffer.data, self);
+            return py::make_tuple(buffer.id, view);
+          },
+          py::arg("timeout_s") = 0.0)
+      .def(
+          "release", [](Pool& pool, size_t id) { pool.release(id); }, py::arg("id"))
+      .def_property_readonly("buffer_bytes", [](const Pool& p) { return p.buffer_bytes(); })
+      .def_property_readonly("capacity", [](const Pool& p) { return p.capacity(); })
+      .def_property_readonly("available", [](const Pool& p) { return p.available(); })
+      .def_property_readonly("alignment", [](const Pool& p) { return p.alignment(); })
+      .def_property_readonly("stride", [](const Pool& p) { return p.stride(); });
 }
 
 }  // namespace
@@ -192,4 +311,212 @@ PYBIND11_MODULE(_cuda, m) {
       },
       py::arg("x"), py::arg("n"), py::arg("scale"), py::arg("out"), py::arg("stream") = 0,
       py::call_guard<py::gil_scoped_release>());
+
+  // --- row gather, embedding-bag, pinned pool, device buffers -------------------------------
+  py::class_<DeviceMemory>(m, "DeviceBuffer", "cudaMalloc'd bytes, freed with the object.")
+      .def(py::init<size_t>(), py::arg("nbytes"))
+      .def_property_readonly("ptr", &DeviceMemory::ptr)
+      .def_property_readonly("nbytes", &DeviceMemory::nbytes)
+      .def(
+          "upload",
+          [](const DeviceMemory& mem, py::object arr_obj, size_t offset) {
+            py::array arr = c_array(arr_obj, "upload: array", false);
+            const auto bytes = static_cast<size_t>(arr.nbytes());
+            uint8_t* to = mem.at(offset, bytes, "upload");
+            const void* from = arr.data();
+            py::gil_scoped_release release;
+            if (bytes) MLPERF_CUDA_CHECK(cudaMemcpy(to, from, bytes, cudaMemcpyHostToDevice));
+          },
+          py::arg("array"), py::arg("offset") = 0)
+      .def(
+          "download",
+          [](const DeviceMemory& mem, py::object arr_obj, size_t offset) {
+            py::array arr = c_array(arr_obj, "download: out", true);
+            const auto bytes = static_cast<size_t>(arr.nbytes());
+            const uint8_t* from = mem.at(offset, bytes, "download");
+            void* to = arr.mutable_data();
+            {
+              py::gil_scoped_release release;
+              if (bytes) MLPERF_CUDA_CHECK(cudaMemcpy(to, from, bytes, cudaMemcpyDeviceToHost));
+            }
+            return arr;
+          },
+          py::arg("out"), py::arg("offset") = 0);
+  m.def(
+      "memcpy_async",
+      [](uintptr_t dst, uintptr_t src, size_t nbytes, uintptr_t stream) {
+        MLPERF_CUDA_CHECK(
+            cudaMemcpyAsync(reinterpret_cast<void*>(dst), reinterpret_cast<const void*>(src),
+                            nbytes, cudaMemcpyDefault, reinterpret_cast<cudaStream_t>(stream)));
+      },
+      py::arg("dst"), py::arg("src"), py::arg("nbytes"), py::arg("stream") = 0,
+      py::call_guard<py::gil_scoped_release>(),
+      "cudaMemcpyAsync with the direction taken from the addresses (unified addressing).");
+  bind_pool<kernels::cuda::PinnedPool>(
+      m, "PinnedPool",
+      "`count` page-locked host buffers of `buffer_bytes` (cudaHostAlloc), 256-byte aligned; "
+      "the same interface as _C.kernels.HostPool.");
+
+  m.def(
+      "gather_rows",
+      [](py::object src_obj, py::object indices_obj) {
+        GatherCall c = gather_call(src_obj, indices_obj);
+        const auto* src = static_cast<const uint8_t*>(c.src.data());
+        const int64_t* idx = c.indices.data();
+        void* out = c.out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          DeviceBuffer<uint8_t> d_src(span_bytes(c.src_rows, c.src_stride, c.row_bytes));
+          DeviceBuffer<int64_t> d_idx(c.n);
+          DeviceBuffer<uint8_t> d_out(c.n * c.row_bytes);
+          d_src.upload(src);
+          d_idx.upload(idx);
+          kernels::cuda::gather_rows(d_src.get(), c.src_rows, c.src_stride, c.row_bytes,
+                                     d_idx.get(), c.n, d_out.get(), nullptr);
+          d_out.download(static_cast<uint8_t*>(out));
+        }
+        return c.out;
+      },
+      py::arg("src"), py::arg("indices"),
+      "Device -> device gather kernel on host arrays (copied in and out): the twin of "
+      "_C.kernels.gather_rows.");
+  m.def(
+      "gather_rows_h2d",
+      [](py::object src_obj, py::object indices_obj) {
+        GatherCall c = gather_call(src_obj, indices_obj);
+        const void* src = c.src.data();
+        const int64_t* idx = c.indices.data();
+        void* out = c.out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          DeviceBuffer<uint8_t> d_out(c.n * c.row_bytes);
+          kernels::cuda::gather_rows_h2d(src, c.src_rows, c.src_stride, c.row_bytes, idx, c.n,
+                                         d_out.get(), nullptr);
+          MLPERF_CUDA_CHECK(cudaStreamSynchronize(nullptr));
+          d_out.download(static_cast<uint8_t*>(out));
+        }
+        return c.out;
+      },
+      py::arg("src"), py::arg("indices"),
+      "Host -> device gather (one async copy per run of consecutive indices), then copied back.");
+  m.def(
+      "gather_rows_ptr",
+      [](uintptr_t src, size_t src_rows, size_t src_stride, size_t row_bytes, uintptr_t indices,
+         size_t n, uintptr_t dst, uintptr_t stream) {
+        kernels::cuda::gather_rows(reinterpret_cast<const void*>(src), src_rows, src_stride,
+                                   row_bytes, reinterpret_cast<const int64_t*>(indices), n,
+                                   reinterpret_cast<void*>(dst), reinterpret_cast<void*>(stream));
+      },
+      py::arg("src"), py::arg("src_rows"), py::arg("src_stride"), py::arg("row_bytes"),
+      py::arg("indices"), py::arg("n"), py::arg("dst"), py::arg("stream") = 0,
+      py::call_guard<py::gil_scoped_release>(),
+      "Device -> device gather; src, indices (int64) and dst are device addresses. The indices "
+      "must be checked by the caller: a row with an index out of range is written as zeros.");
+  m.def(
+      "gather_rows_h2d_ptr",
+      [](uintptr_t src, size_t src_rows, size_t src_stride, size_t row_bytes,
+         py::object indices_obj, uintptr_t dst, uintptr_t stream) {
+        auto indices = bindings::require_array<int64_t>(indices_obj, "indices");
+        MLPERF_CHECK_KERNEL(indices.ndim() == 1, "gather_rows_h2d_ptr: indices must be 1-D");
+        const int64_t* idx = indices.data();
+        const auto n = static_cast<size_t>(indices.shape(0));
+        py::gil_scoped_release release;
+        kernels::cuda::gather_rows_h2d(reinterpret_cast<const void*>(src), src_rows, src_stride,
+                                       row_bytes, idx, n, reinterpret_cast<void*>(dst),
+                                       reinterpret_cast<void*>(stream));
+      },
+      py::arg("src"), py::arg("src_rows"), py::arg("src_stride"), py::arg("row_bytes"),
+      py::arg("indices"), py::arg("dst"), py::arg("stream") = 0,
+      "Host (pinned) -> device gather: src a host address, indices a host int64 array (checked, "
+      "DataError), dst a device address; queued on `stream`, not waited for.");
+
+  m.def(
+      "embedding_bag_sum_tables",
+      [](py::sequence tables, py::sequence ids, bool skip_padding) {
+        MLPERF_CHECK_KERNEL(tables.size() == ids.size(),
+                            tables.size() << " tables but " << ids.size() << " id arrays");
+        std::vector<py::array> keep;
+        std::vector<kernels::EmbeddingBag> host;
+        size_t pairs = 0, dim = 0;
+        for (size_t t = 0; t < tables.size(); ++t) {
+          const std::string name = "tables[" + std::to_string(t) + "]";
+          auto table = bindings::require_array<float>(tables[t], name.c_str());
+          auto id = bindings::require_array<int32_t>(ids[t], "ids");
+          MLPERF_CHECK_KERNEL(
+              table.ndim() == 2 && id.ndim() == 2,
+              name << " must be float32 [rows, dim] and its ids int32 [pairs, hot]");
+          if (t == 0) {
+            pairs = static_cast<size_t>(id.shape(0));
+            dim = static_cast<size_t>(table.shape(1));
+          }
+          MLPERF_CHECK_KERNEL(static_cast<size_t>(id.shape(0)) == pairs &&
+                                  static_cast<size_t>(table.shape(1)) == dim,
+                              name << " or its ids disagree with table 0 on pairs or dim");
+          kernels::EmbeddingBag bag;
+          bag.table = table.data();
+          bag.rows = static_cast<size_t>(table.shape(0));
+          bag.dim = dim;
+          bag.ids = id.data();
+          bag.hot = static_cast<size_t>(id.shape(1));
+          bag.ids_stride = bag.hot;
+          bag.table_index = t;
+          host.push_back(bag);
+          keep.push_back(table);
+          keep.push_back(id);
+        }
+        py::array_t<float> out(std::vector<py::ssize_t>{static_cast<py::ssize_t>(pairs),
+                                                        static_cast<py::ssize_t>(host.size()),
+                                                        static_cast<py::ssize_t>(dim)});
+        float* out_host = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          for (const auto& bag : host) kernels::check_embedding_ids(bag, 0, pairs, skip_padding);
+          std::vector<std::unique_ptr<DeviceBuffer<float>>> d_tables;
+          std::vector<std::unique_ptr<DeviceBuffer<int32_t>>> d_ids;
+          DeviceBuffer<float> d_out(pairs * host.size() * dim);
+          std::vector<kernels::EmbeddingBag> dev = host;
+          for (size_t t = 0; t < host.size(); ++t) {
+            d_tables.push_back(std::make_unique<DeviceBuffer<float>>(host[t].rows * dim));
+            d_tables.back()->upload(host[t].table);
+            d_ids.push_back(std::make_unique<DeviceBuffer<int32_t>>(pairs * host[t].hot));
+            d_ids.back()->upload(host[t].ids);
+            dev[t].table = d_tables.back()->get();
+            dev[t].ids = d_ids.back()->get();
+            dev[t].out = d_out.get() + t * dim;
+            dev[t].out_stride = host.size() * dim;
+          }
+          kernels::cuda::embedding_bag_sum_tables(dev, pairs, nullptr);
+          d_out.download(out_host);
+        }
+        return out;
+      },
+      py::arg("tables"), py::arg("ids"), py::arg("skip_padding") = false,
+      "Twin of _C.kernels.embedding_bag_sum_tables on host arrays (tables copied to the device, "
+      "ids checked on the host first).");
+  m.def(
+      "embedding_bag_sum_ptr",
+      [](const std::vector<std::tuple<uintptr_t, size_t, uintptr_t, size_t, size_t>>& bags,
+         size_t pairs, size_t dim, uintptr_t out, size_t out_stride, uintptr_t stream) {
+        std::vector<kernels::EmbeddingBag> dev;
+        for (size_t t = 0; t < bags.size(); ++t) {
+          kernels::EmbeddingBag bag;
+          bag.table = reinterpret_cast<const float*>(std::get<0>(bags[t]));
+          bag.rows = std::get<1>(bags[t]);
+          bag.ids = reinterpret_cast<const int32_t*>(std::get<2>(bags[t]));
+          bag.hot = std::get<3>(bags[t]);
+          bag.ids_stride = std::get<4>(bags[t]);
+          bag.dim = dim;
+          bag.out = reinterpret_cast<float*>(out) + t * dim;
+          bag.out_stride = out_stride;
+          bag.table_index = t;
+          dev.push_back(bag);
+        }
+        py::gil_scoped_release release;
+        kernels::cuda::embedding_bag_sum_tables(dev, pairs, reinterpret_cast<void*>(stream));
+      },
+      py::arg("bags"), py::arg("pairs"), py::arg("dim"), py::arg("out"), py::arg("out_stride"),
+      py::arg("stream") = 0,
+      "bags: one (table, rows, ids, hot, ids_stride) per table, device addresses, strides in "
+      "elements; table t writes out + t * dim floats, rows out_stride floats apart. Ids are not "
+      "checked (the caller does); one out of range adds nothing.");
 }

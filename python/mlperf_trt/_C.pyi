@@ -38,6 +38,36 @@ class kernels:  # submodule
         bgr_to_rgb: bool,
         scale: float,
     ) -> npt.NDArray[np.int8]: ...
+    @staticmethod
+    def gather_rows(
+        src: npt.NDArray[Any], indices: npt.NDArray[np.int64], out: npt.NDArray[Any] | None = None
+    ) -> npt.NDArray[Any]: ...
+    @staticmethod
+    def embedding_bag_sum(
+        table: npt.NDArray[np.float32],
+        ids: npt.NDArray[np.int32],
+        out: npt.NDArray[np.float32] | None = None,
+        skip_padding: bool = False,
+        table_index: int = 0,
+    ) -> npt.NDArray[np.float32]: ...
+    @staticmethod
+    def embedding_bag_sum_tables(
+        tables: Sequence[npt.NDArray[np.float32]],
+        ids: Sequence[npt.NDArray[np.int32]],
+        out: npt.NDArray[np.float32] | None = None,
+        skip_padding: bool = False,
+        threads: int = 0,
+    ) -> npt.NDArray[np.float32]: ...
+
+    class HostPool:
+        buffer_bytes: int
+        capacity: int
+        available: int
+        alignment: int
+        stride: int
+        def __init__(self, buffer_bytes: int, count: int) -> None: ...
+        def acquire(self, timeout_s: float = 0.0) -> tuple[int, npt.NDArray[np.uint8]]: ...
+        def release(self, id: int) -> None: ...
 
 class harness:  # submodule
     class TensorSpec:

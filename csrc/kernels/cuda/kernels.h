@@ -5,6 +5,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <vector>
+
+#include "kernels/cpu/embedding_bag.h"
 #include "kernels/cpu/image.h"
 
 namespace mlperf_trt::kernels::cuda {
@@ -19,5 +22,24 @@ void crop_normalize_chw_f32(const uint8_t* img, const ImageWindow& w, const floa
                             const float divisor[3], float* out, Stream stream);
 void crop_normalize_chw_i8(const uint8_t* img, const ImageWindow& w, const float mean[3],
                            const float divisor[3], float scale, int8_t* out, Stream stream);
+
+// Row gather (twin of cpu/gather.h), device -> device: src, indices and dst are device memory.
+// The indices cannot be checked on the host here: the caller checks them (coalesce_rows does);
+// a row whose index is outside [0, src_rows) is written as zeros, never read out of bounds.
+// Copies 16, 8 or 4 bytes per load when src, dst, row_bytes and src_stride allow.
+void gather_rows(const void* src, size_t src_rows, size_t src_stride, size_t row_bytes,
+                 const int64_t* indices, size_t n, void* dst, Stream stream);
+// Row gather host -> device: src in host memory (pinned for a truly asynchronous copy), indices
+// on the host (checked, kData error), one cudaMemcpyAsync (cudaMemcpy2DAsync for a strided
+// source) per run of consecutive indices, queued on `stream`.
+void gather_rows_h2d(const void* src, size_t src_rows, size_t src_stride, size_t row_bytes,
+                     const int64_t* indices, size_t n, void* dst, Stream stream);
+
+// Embedding-bag sum (twin of cpu/embedding_bag.h) over device tables, ids and outputs; bit-equal
+// to the CPU twin (same per-element order of additions). Ids are not checked on the host (the
+// caller does, check_embedding_ids); an id outside [0, rows) adds nothing, as -1 padding does.
+// One launch per 32 tables.
+void embedding_bag_sum_tables(const std::vector<EmbeddingBag>& bags, size_t pairs,
+                              Stream stream);
 
 }  // namespace mlperf_trt::kernels::cuda
