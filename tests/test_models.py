@@ -228,8 +228,8 @@ def test_build_errors() -> None:
         build_model("resnet50", "huge")
     with pytest.raises(ModelError, match=r"'small'.*full, tiny"):
         resnet50.build("small")
-    with pytest.raises(ModelError, match=r"no built-in model for bert yet; pass --model-path"):
-        build_model("bert-99.9", "tiny")
+    with pytest.raises(ModelError, match=r"no built-in model for gptj yet; pass --model-path"):
+        build_model("gptj-99", "tiny")
     with pytest.raises(BenchmarkError, match="unknown model 'resnet51'"):
         build_model("resnet51")
     with pytest.raises(ModelError, match="seed"):

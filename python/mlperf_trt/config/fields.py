@@ -316,6 +316,24 @@ FIELDS: tuple[Field, ...] = (
         choices=("full", "tiny"),
     ),
     Field(
+        "pairs_per_batch",
+        int,
+        "pairs",
+        "dlrm-v2: the user-item pairs a batch carries at most (a sample of more goes alone;"
+        " samples are never split)",
+        _const(4096),
+        minimum=1,
+    ),
+    Field(
+        "length_buckets",
+        str,
+        "tokens",
+        "sequence-length buckets a batch never mixes (bert, LLMs): ascending bounds such as"
+        " '128,256,384', 'auto' (the benchmark's own), or 'none' (every batch runs the full"
+        " padded length)",
+        _const("auto"),
+    ),
+    Field(
         "synthetic_samples",
         int,
         "samples",

@@ -37,16 +37,26 @@ def _builder_fingerprint(benchmark: str) -> str:
     """A short hash of the builder's source: a changed builder never reuses a stale cached model."""
     import importlib
 
-    module = importlib.import_module(f"mlperf_trt.models.{benchmark}")
+    from mlperf_trt.models import builder_module
+
+    module = importlib.import_module(builder_module(benchmark))
     return hashlib.sha256(inspect.getsource(module).encode()).hexdigest()[:8]
 
 
 def obtain_model(
-    workload: Workload, *, model_path: Path | None, size: str, models_dir: Path, seed: int = 0
+    workload: Workload,
+    *,
+    model_path: Path | None,
+    size: str,
+    models_dir: Path,
+    seed: int = 0,
+    card: Any = None,
 ) -> ModelSource:
+    """The engine's ONNX model; `card` is the interface it is checked against (default: the
+    benchmark's model card; dlrm-v2's engine is only the dense part, with its own card)."""
     from mlperf_trt.models import build_model, load_model, model_hash, save_model
 
-    card = workload.benchmark.model_card
+    card = card or workload.benchmark.model_card
     if model_path is not None:
         model = load_model(Path(model_path), card)
         return ModelSource(model, model_hash(model), f"{model_path} (checked against the card)")
@@ -167,7 +177,13 @@ def prepare_dataset(
             )
         prepared = pipeline.dataset().prepare(Path(data_dir), show_progress=show_progress)
         return DataSource(prepared, Path(data_dir), pipeline.truth(Path(data_dir)), False, None)
-    source = obtain_model(workload, model_path=model_path, size=size, models_dir=root / "models")
+    source = obtain_model(
+        workload,
+        model_path=model_path,
+        size=size,
+        models_dir=root / "models",
+        card=pipeline.model_card,
+    )
     if data_dir is not None:
         return _synthesize(pipeline, source, Path(data_dir), synthetic, show_progress)
     return obtain_data(

@@ -100,10 +100,11 @@ def engine_setup(
         for _ in range(workers):
             executor = built.backend.load(built.artifact, device=g if backend == "trt" else 0)
             if pipeline.wrap_executor is not None:
-                executor = pipeline.wrap_executor(executor, data, config)
+                executor = pipeline.wrap_executor(executor, data, config, built.source.model)
             executors.append(executor)
-    feeds = _warm_up(executors, data.prepared, batch)
-    config = _measured_hints(config, scenario, executors[0], feeds, batch, workers * groups)
+    warm = _warm_up_size(batching, batch, data.prepared.count)
+    feeds = _warm_up(executors, data.prepared, warm)
+    config = _measured_hints(config, scenario, executors[0], feeds, warm, workers * groups)
     return _core_setup(workload, scenario, config, round_, built, executors, batching, batch)
 
 
@@ -165,7 +166,11 @@ def build_engine(
     size = str(config["model_size"])
     root = data_root()
     source = inputs.obtain_model(
-        workload, model_path=model_path, size=size, models_dir=root / "models"
+        workload,
+        model_path=model_path,
+        size=size,
+        models_dir=root / "models",
+        card=pipeline.model_card,
     )
     data = inputs.obtain_data(
         pipeline,
@@ -177,9 +182,13 @@ def build_engine(
     )
     prepared = data.prepared
     precision = str(config["precision"])
-    batch = int(config["batch_size"])
+    batch = int(config[pipeline.engine_batch_field])
     dataset = pipeline.dataset()
-    quantized = precision in ("int8", "fp8")
+    extra: dict[str, Any] = {"model_size": size if model_path is None else "user"}
+    if backend == "ort" and precision == "int8":
+        extra["int8_mode"] = pipeline.ort_int8_mode
+    # Dynamic INT8 scales activations per batch: no calibration set is read or hashed.
+    quantized = precision in ("int8", "fp8") and extra.get("int8_mode") != "dynamic"
     # The official calibration list where the raw folder has it; on synthetic data a seeded
     # quarter of the set (at least 32), so that most samples are never calibrated on.
     calib = dataset.calibration_indices(
@@ -195,11 +204,16 @@ def build_engine(
         model_hash=source.hash,
         calibration_hash=inputs.calibration_hash(data, calib) if quantized else "",
         backend_version=_backend_version(backend),
-        extra={"model_size": size if model_path is None else "user"},
+        extra=extra,
     )
     engine = _backend(backend, engines_root, system, workload.benchmark.name, config)
-    feeds = pipeline.calibration_feeds or inputs.calibration_feeds
-    artifact = engine.build(source.model, recipe, lambda: feeds(data, calib))
+
+    def feeds() -> Any:
+        if pipeline.calibration_feeds is not None:
+            return pipeline.calibration_feeds(data, calib, source.model)
+        return inputs.calibration_feeds(data, calib)
+
+    artifact = engine.build(source.model, recipe, feeds)
     return EngineBuild(engine, artifact, source, data, pipeline, tuple(calib))
 
 
@@ -281,6 +295,15 @@ def _ort_version() -> str:
     import onnxruntime
 
     return str(onnxruntime.__version__)
+
+
+def _warm_up_size(batching: Batching, batch: int, count: int) -> int:
+    """Samples in a typical full batch: `batch`, or under a cost budget the first samples that
+    fit it (dlrm-v2: pairs)."""
+    if batching.costs is None or not batching.max_cost:
+        return batch
+    within = np.cumsum(batching.costs[: min(batch, count)], dtype=np.int64) <= batching.max_cost
+    return max(1, int(within.sum()))
 
 
 def _warm_up(executors: list[Any], prepared: Any, batch: int) -> dict[str, np.ndarray]:

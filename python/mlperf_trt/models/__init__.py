@@ -26,6 +26,7 @@ from mlperf_trt.errors import ModelError
 from mlperf_trt.models.check import check_model, describe
 
 __all__ = [
+    "builder_module",
     "MODEL_SIZES",
     "build_model",
     "builder_families",
@@ -39,10 +40,25 @@ __all__ = [
 MODEL_SIZES: tuple[str, ...] = ("full", "tiny")
 
 # Benchmark family (mlperf_trt.benchmarks name) -> the module whose build(size, seed) makes it.
-_BUILDERS: dict[str, str] = {"resnet50": "mlperf_trt.models.resnet50"}
+_BUILDERS: dict[str, str] = {
+    "resnet50": "mlperf_trt.models.resnet50",
+    "dlrm-v2": "mlperf_trt.models.dlrm",
+    "bert": "mlperf_trt.models.bert",
+}
 
 # A protobuf message cannot be serialised past 2 GiB; bigger models need external data files.
 _PROTOBUF_LIMIT = 2**31 - 1
+
+
+def builder_module(benchmark: str) -> str:
+    """The module that builds `benchmark`'s model (ModelError when there is none)."""
+    module = _BUILDERS.get(benchmark)
+    if module is None:
+        raise ModelError(
+            f"no built-in model for {benchmark!r}: the builders are {', '.join(sorted(_BUILDERS))};"
+            " pass --model-path with the official ONNX"
+        )
+    return module
 
 
 def builder_families() -> tuple[str, ...]:

@@ -23,9 +23,11 @@ that probabilities spread over (0, 1) instead of sitting at 0.5 or saturating.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -252,9 +254,29 @@ def build_dense(size: str = "full", seed: int = 0) -> onnx.ModelProto:
     return model
 
 
+# The seeded tables a built model goes with: the full tables (97 GB, SPEC §2.8) cannot be made
+# here, so the `full` dense network is paired with tables of at most this many rows.
+BUILT_TABLE_ROWS = {"tiny": TINY_TABLE_ROWS, "full": 100_000}
+TABLES_KEY = "mlperf_trt.dlrm.tables"
+
+
 def build(size: str = "full", seed: int = 0) -> onnx.ModelProto:
-    """The registry entry point (models.build_model): the dense ONNX part."""
-    return build_dense(size, seed)
+    """The registry entry point (models.build_model): the dense ONNX part, with the tables it
+    goes with named in its metadata (TABLES_KEY: size, seed, row cap), so the model's hash
+    covers them and the harness can build or find them (`tables_of`)."""
+    model = build_dense(size, seed)
+    spec = {"size": size, "seed": seed, "max_rows": BUILT_TABLE_ROWS[size]}
+    helper.set_model_props(model, {TABLES_KEY: json.dumps(spec, sort_keys=True)})
+    return model
+
+
+def tables_of(model: onnx.ModelProto) -> dict[str, Any] | None:
+    """The table spec a built model carries (see `build`); None for a model from elsewhere."""
+    for prop in model.metadata_props:
+        if prop.key == TABLES_KEY:
+            spec: dict[str, Any] = json.loads(prop.value)
+            return spec
+    return None
 
 
 def reference_forward(

@@ -53,16 +53,26 @@ class Pipeline:
     synthesize: Callable[[Any, Path, int, bool], Synthesized]
     metric: str  # the Report.values key the accuracy targets compare ("acc", "F1", "AUC")
     unit: str = "samples"  # what one sample is, for messages ("images", "features")
+    # How the ort backend gets INT8 activation scales: "static" (calibrated) or "dynamic"
+    # (per batch; backends/ort.py INT8_MODES says when and why).
+    ort_int8_mode: str = "static"
+    model_card: Any = None  # the engine's interface where it is not the benchmark's model card
+    engine_batch_field: str = "batch_size"  # the setting that sizes the engine's batch axis
     # Optional refinements: batching by cost, an executor wrapper (trimmed sequence lengths,
     # the embedding stage), and calibration feeds that are not the stored samples.
     batching: Callable[[Any, Any], Batching] | None = None  # (DataSource, config)
-    wrap_executor: Callable[[Any, Any, Any], Any] | None = None  # (executor, DataSource, config)
-    calibration_feeds: Callable[[Any, list[int]], Iterator[Mapping[str, np.ndarray]]] | None = None
+    # (executor, DataSource, config, FP32 model) -> executor
+    wrap_executor: Callable[[Any, Any, Any, Any], Any] | None = None
+    # (DataSource, calibration indices, FP32 model) -> engine feeds
+    calibration_feeds: (
+        Callable[[Any, list[int], Any], Iterator[Mapping[str, np.ndarray]]] | None
+    ) = None
 
 
 _PIPELINES: dict[str, str] = {
     "resnet50": "mlperf_trt.harness.pipelines.resnet50",
     "bert": "mlperf_trt.harness.pipelines.bert",
+    "dlrm-v2": "mlperf_trt.harness.pipelines.dlrm",
 }
 
 
