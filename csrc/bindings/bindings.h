@@ -6,6 +6,7 @@
 namespace mlperf_trt::bindings {
 
 void bind_common(pybind11::module_& m);
+void bind_detection(pybind11::module_& m);
 void bind_harness(pybind11::module_& m);
 void bind_kernels(pybind11::module_& m);
 

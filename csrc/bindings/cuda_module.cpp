@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -18,6 +19,8 @@
 #include "common/check.h"
 #include "kernels/cpu/embedding_bag.h"
 #include "kernels/cpu/gather.h"
+#include "kernels/cpu/retinanet.h"
+#include "kernels/cpu/sliding_window.h"
 #include "kernels/cuda/kernels.h"
 #include "kernels/cuda/pinned_pool.h"
 
@@ -199,6 +202,280 @@ void bind_pool(py::module_& m, const char* name, const char* doc) {
       .def_property_readonly("stride", [](const Pool& p) { return p.stride(); });
 }
 
+
+// --- RetinaNet and sliding-window helpers (SPEC §2.2, §2.3) ---------------------------------
+kernels::RetinaNetParams retinanet_params(float score_threshold, size_t topk_per_level,
+                                          double iou_threshold, size_t max_detections,
+                                          float image_size) {
+  kernels::RetinaNetParams p;
+  p.score_threshold = score_threshold;
+  p.topk_per_level = topk_per_level;
+  p.iou_threshold = iou_threshold;
+  p.max_detections = max_detections;
+  p.image_size = image_size;
+  return p;
+}
+
+py::tuple detections_tuple(const std::vector<kernels::Detection>& dets, size_t count) {
+  const auto n = static_cast<py::ssize_t>(count);
+  py::array_t<float> boxes({n, py::ssize_t{4}});
+  py::array_t<float> scores(n);
+  py::array_t<int64_t> labels(n);
+  for (size_t d = 0; d < count; ++d) {
+    const kernels::Detection& det = dets[d];
+    const float box[4] = {det.x1, det.y1, det.x2, det.y2};
+    std::copy(box, box + 4, boxes.mutable_data() + d * 4);
+    scores.mutable_data()[d] = det.score;
+    labels.mutable_data()[d] = det.label;
+  }
+  return py::make_tuple(boxes, scores, labels);
+}
+
+py::array_t<int64_t, py::array::c_style> origins_array(const py::handle& obj) {
+  auto origins = bindings::require_array<int64_t>(obj, "origins");
+  MLPERF_CHECK_KERNEL(origins.ndim() == 2 && origins.shape(1) == 3,
+                      "origins must be int64 [k, 3] (z, y, x)");
+  return origins;
+}
+
+// [1, D, H, W] or [D, H, W].
+kernels::VolumeShape volume_shape(const py::array& arr, const char* what) {
+  const bool four = arr.ndim() == 4 && arr.shape(0) == 1;
+  MLPERF_CHECK_KERNEL(arr.ndim() == 3 || four, what << " must be [1, D, H, W] or [D, H, W]");
+  const py::ssize_t o = four ? 1 : 0;
+  return kernels::VolumeShape{static_cast<size_t>(arr.shape(o)),
+                              static_cast<size_t>(arr.shape(o + 1)),
+                              static_cast<size_t>(arr.shape(o + 2))};
+}
+
+void bind_detection(py::module_& m) {
+  m.def(
+      "retinanet_workspace_bytes",
+      [](size_t anchors, size_t classes, std::vector<size_t> level_sizes, size_t topk_per_level,
+         size_t max_detections) {
+        return kernels::cuda::retinanet_workspace_bytes(
+            anchors, classes, level_sizes,
+            retinanet_params(0.05f, topk_per_level, 0.5, max_detections, 800.0f));
+      },
+      py::arg("anchors"), py::arg("classes"), py::arg("level_sizes"),
+      py::arg("topk_per_level") = size_t{1000}, py::arg("max_detections") = size_t{300},
+      "Device workspace bytes of retinanet_decode_nms_ptr for these shapes.");
+  m.def(
+      "retinanet_decode_nms",
+      [](py::object cls_obj, py::object box_obj, py::object anchors_obj,
+         std::vector<size_t> level_sizes, float score_threshold, size_t topk_per_level,
+         double iou_threshold, size_t max_detections, float image_size) {
+        auto cls = bindings::require_array<float>(cls_obj, "cls_logits");
+        auto box = bindings::require_array<float>(box_obj, "bbox_regression");
+        auto anchors = bindings::require_array<float>(anchors_obj, "anchors");
+        MLPERF_CHECK_KERNEL(cls.ndim() == 2, "cls_logits must be float32 [A, C]");
+        const auto a = static_cast<size_t>(cls.shape(0));
+        const auto classes = static_cast<size_t>(cls.shape(1));
+        MLPERF_CHECK_KERNEL(box.ndim() == 2 && static_cast<size_t>(box.shape(0)) == a &&
+                                box.shape(1) == 4 && anchors.ndim() == 2 &&
+                                static_cast<size_t>(anchors.shape(0)) == a &&
+                                anchors.shape(1) == 4,
+                            "bbox_regression and anchors must be float32 [" << a << ", 4]");
+        const auto params = retinanet_params(score_threshold, topk_per_level, iou_threshold,
+                                             max_detections, image_size);
+        const float* c = cls.data();
+        const float* b = box.data();
+        const float* an = anchors.data();
+        std::vector<kernels::Detection> dets(max_detections);
+        size_t count;
+        {
+          py::gil_scoped_release release;
+          const size_t ws_bytes =
+              kernels::cuda::retinanet_workspace_bytes(a, classes, level_sizes, params);
+          DeviceBuffer<float> d_cls(a * classes), d_box(a * 4), d_anchors(a * 4);
+          DeviceBuffer<uint8_t> ws(ws_bytes);
+          d_cls.upload(c);
+          d_box.upload(b);
+          d_anchors.upload(an);
+          count = kernels::cuda::retinanet_decode_nms(d_cls.get(), d_box.get(), d_anchors.get(),
+                                                      a, classes, level_sizes, params, ws.get(),
+                                                      ws_bytes, dets.data(), nullptr);
+        }
+        return detections_tuple(dets, count);
+      },
+      py::arg("cls_logits"), py::arg("bbox_regression"), py::arg("anchors"),
+      py::arg("level_sizes"), py::arg("score_threshold") = 0.05f,
+      py::arg("topk_per_level") = size_t{1000}, py::arg("iou_threshold") = 0.5,
+      py::arg("max_detections") = size_t{300}, py::arg("image_size") = 800.0f,
+      "Twin of _C.kernels.retinanet_decode_nms on host arrays (copied to the device).");
+  m.def(
+      "retinanet_decode_nms_ptr",
+      [](uintptr_t cls, uintptr_t box, uintptr_t anchors, size_t num_anchors, size_t classes,
+         std::vector<size_t> level_sizes, uintptr_t workspace, size_t workspace_bytes,
+         float score_threshold, size_t topk_per_level, double iou_threshold,
+         size_t max_detections, float image_size, uintptr_t stream) {
+        const auto params = retinanet_params(score_threshold, topk_per_level, iou_threshold,
+                                             max_detections, image_size);
+        std::vector<kernels::Detection> dets(max_detections);
+        size_t count;
+        {
+          py::gil_scoped_release release;
+          count = kernels::cuda::retinanet_decode_nms(
+              reinterpret_cast<const float*>(cls), reinterpret_cast<const float*>(box),
+              reinterpret_cast<const float*>(anchors), num_anchors, classes, level_sizes, params,
+              reinterpret_cast<void*>(workspace), workspace_bytes, dets.data(),
+              reinterpret_cast<void*>(stream));
+        }
+        return detections_tuple(dets, count);
+      },
+      py::arg("cls_logits"), py::arg("bbox_regression"), py::arg("anchors"),
+      py::arg("num_anchors"), py::arg("classes"), py::arg("level_sizes"), py::arg("workspace"),
+      py::arg("workspace_bytes"), py::arg("score_threshold") = 0.05f,
+      py::arg("topk_per_level") = size_t{1000}, py::arg("iou_threshold") = 0.5,
+      py::arg("max_detections") = size_t{300}, py::arg("image_size") = 800.0f,
+      py::arg("stream") = 0,
+      "One image's device outputs (cls [A, C], box [A, 4], anchors [A, 4]) -> host (boxes, "
+      "scores, labels); synchronises `stream`.");
+
+  m.def(
+      "extract_windows_ptr",
+      [](uintptr_t volume, size_t depth, size_t height, size_t width, py::object origins_obj,
+         uintptr_t windows, size_t roi, uintptr_t stream) {
+        auto origins = origins_array(origins_obj);
+        const int64_t* o = origins.data();
+        const auto k = static_cast<size_t>(origins.shape(0));
+        py::gil_scoped_release release;
+        kernels::cuda::extract_windows(reinterpret_cast<const float*>(volume),
+                                       kernels::VolumeShape{depth, height, width}, o, k, roi,
+                                       reinterpret_cast<float*>(windows),
+                                       reinterpret_cast<void*>(stream));
+      },
+      py::arg("volume"), py::arg("depth"), py::arg("height"), py::arg("width"),
+      py::arg("origins"), py::arg("windows"), py::arg("roi") = size_t{128},
+      py::arg("stream") = 0,
+      "Device volume -> device windows [k, roi^3]; origins a host int64 [k, 3] array (checked).");
+  m.def(
+      "accumulate_windows_ptr",
+      [](uintptr_t logits, size_t channels, py::object origins_obj, uintptr_t patch,
+         uintptr_t result, uintptr_t norm, size_t depth, size_t height, size_t width, size_t roi,
+         uintptr_t stream) {
+        auto origins = origins_array(origins_obj);
+        const int64_t* o = origins.data();
+        const auto k = static_cast<size_t>(origins.shape(0));
+        py::gil_scoped_release release;
+        kernels::cuda::accumulate_windows(
+            reinterpret_cast<const float*>(logits), channels, o, k, roi,
+            reinterpret_cast<const float*>(patch), kernels::VolumeShape{depth, height, width},
+            reinterpret_cast<float*>(result), reinterpret_cast<float*>(norm),
+            reinterpret_cast<void*>(stream));
+      },
+      py::arg("logits"), py::arg("channels"), py::arg("origins"), py::arg("patch"),
+      py::arg("result"), py::arg("norm"), py::arg("depth"), py::arg("height"), py::arg("width"),
+      py::arg("roi") = size_t{128}, py::arg("stream") = 0,
+      "result[:, win] += logits[w] * patch, norm[win] += patch on device memory, one launch per "
+      "window in order (bit-identical to the CPU kernel).");
+  m.def(
+      "finalize_argmax_ptr",
+      [](uintptr_t result, uintptr_t norm, size_t channels, size_t depth, size_t height,
+         size_t width, uintptr_t out, uintptr_t stream) {
+        py::gil_scoped_release release;
+        kernels::cuda::finalize_argmax(reinterpret_cast<const float*>(result),
+                                       reinterpret_cast<const float*>(norm), channels,
+                                       kernels::VolumeShape{depth, height, width},
+                                       reinterpret_cast<uint8_t*>(out),
+                                       reinterpret_cast<void*>(stream));
+      },
+      py::arg("result"), py::arg("norm"), py::arg("channels"), py::arg("depth"),
+      py::arg("height"), py::arg("width"), py::arg("out"), py::arg("stream") = 0);
+
+  // Host-array twins of _C.kernels (copied in and out; tests).
+  m.def(
+      "extract_windows",
+      [](py::object volume_obj, py::object origins_obj, size_t roi) {
+        auto volume = bindings::require_array<float>(volume_obj, "volume");
+        const auto shape = volume_shape(volume, "volume");
+        auto origins = origins_array(origins_obj);
+        const auto k = static_cast<size_t>(origins.shape(0));
+        const auto r = static_cast<py::ssize_t>(roi);
+        py::array_t<float> out({static_cast<py::ssize_t>(k), py::ssize_t{1}, r, r, r});
+        const int64_t* o = origins.data();
+        on_device(volume, out, [&](const float* d_in, float* d_out) {
+          kernels::cuda::extract_windows(d_in, shape, o, k, roi, d_out, nullptr);
+        });
+        return out;
+      },
+      py::arg("volume"), py::arg("origins"), py::arg("roi") = size_t{128});
+  m.def(
+      "accumulate_windows",
+      [](py::object logits_obj, py::object origins_obj, py::object patch_obj,
+         py::object result_obj, py::object norm_obj) {
+        auto logits = bindings::require_array<float>(logits_obj, "logits");
+        auto origins = origins_array(origins_obj);
+        auto patch = bindings::require_array<float>(patch_obj, "patch");
+        auto result = bindings::require_array<float>(result_obj, "result");
+        auto norm = bindings::require_array<float>(norm_obj, "norm");
+        MLPERF_CHECK_KERNEL(result.writeable() && norm.writeable(),
+                            "result and norm are updated in place: pass writeable arrays");
+        const auto shape = volume_shape(norm, "norm");
+        MLPERF_CHECK_KERNEL(logits.ndim() == 5 && logits.shape(0) == origins.shape(0) &&
+                                logits.shape(2) == logits.shape(3) &&
+                                logits.shape(3) == logits.shape(4),
+                            "logits must be float32 [k, channels, roi, roi, roi]");
+        const auto channels = static_cast<size_t>(logits.shape(1));
+        const auto roi = static_cast<size_t>(logits.shape(2));
+        MLPERF_CHECK_KERNEL(static_cast<size_t>(patch.size()) == roi * roi * roi,
+                            "patch must hold roi^3 float32");
+        MLPERF_CHECK_KERNEL(static_cast<size_t>(result.size()) == channels * shape.voxels(),
+                            "result must be float32 [channels, D, H, W]");
+        const auto k = static_cast<size_t>(origins.shape(0));
+        kernels::check_origins(origins.data(), k, shape, roi);
+        const float* l = logits.data();
+        const float* p = patch.data();
+        const int64_t* o = origins.data();
+        float* res = result.mutable_data();
+        float* nrm = norm.mutable_data();
+        py::gil_scoped_release release;
+        DeviceBuffer<float> d_logits(static_cast<size_t>(logits.size()));
+        DeviceBuffer<float> d_patch(roi * roi * roi);
+        DeviceBuffer<float> d_result(channels * shape.voxels()), d_norm(shape.voxels());
+        d_logits.upload(l);
+        d_patch.upload(p);
+        d_result.upload(res);
+        d_norm.upload(nrm);
+        kernels::cuda::accumulate_windows(d_logits.get(), channels, o, k, roi, d_patch.get(),
+                                          shape, d_result.get(), d_norm.get(), nullptr);
+        d_result.download(res);
+        d_norm.download(nrm);
+      },
+      py::arg("logits"), py::arg("origins"), py::arg("patch"), py::arg("result"),
+      py::arg("norm"), "In place on host arrays (copied to the device and back).");
+  m.def(
+      "finalize_argmax",
+      [](py::object result_obj, py::object norm_obj) {
+        auto result = bindings::require_array<float>(result_obj, "result");
+        auto norm = bindings::require_array<float>(norm_obj, "norm");
+        const auto shape = volume_shape(norm, "norm");
+        MLPERF_CHECK_KERNEL(result.ndim() == 4 &&
+                                static_cast<size_t>(result.size()) ==
+                                    static_cast<size_t>(result.shape(0)) * shape.voxels(),
+                            "result must be float32 [C, D, H, W]");
+        const auto channels = static_cast<size_t>(result.shape(0));
+        py::array_t<uint8_t> out({static_cast<py::ssize_t>(shape.depth),
+                                  static_cast<py::ssize_t>(shape.height),
+                                  static_cast<py::ssize_t>(shape.width)});
+        const float* res = result.data();
+        const float* nrm = norm.data();
+        uint8_t* dst = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          DeviceBuffer<float> d_result(static_cast<size_t>(channels * shape.voxels()));
+          DeviceBuffer<float> d_norm(shape.voxels());
+          DeviceBuffer<uint8_t> d_out(shape.voxels());
+          d_result.upload(res);
+          d_norm.upload(nrm);
+          kernels::cuda::finalize_argmax(d_result.get(), d_norm.get(), channels, shape,
+                                         d_out.get(), nullptr);
+          d_out.download(dst);
+        }
+        return out;
+      },
+      py::arg("result"), py::arg("norm"));
+}
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
@@ -519,4 +796,6 @@ PYBIND11_MODULE(_cuda, m) {
       "bags: one (table, rows, ids, hot, ids_stride) per table, device addresses, strides in "
       "elements; table t writes out + t * dim floats, rows out_stride floats apart. Ids are not "
       "checked (the caller does); one out of range adds nothing.");
+
+  bind_detection(m);
 }

@@ -10,4 +10,5 @@ PYBIND11_MODULE(_C, m) {
   mlperf_trt::bindings::bind_common(m);
   mlperf_trt::bindings::bind_harness(m);
   mlperf_trt::bindings::bind_kernels(m);
+  mlperf_trt::bindings::bind_detection(m);
 }

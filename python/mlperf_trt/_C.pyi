@@ -58,6 +58,50 @@ class kernels:  # submodule
         skip_padding: bool = False,
         threads: int = 0,
     ) -> npt.NDArray[np.float32]: ...
+    @staticmethod
+    def retinanet_decode_nms(
+        cls_logits: npt.NDArray[np.float32],
+        bbox_regression: npt.NDArray[np.float32],
+        anchors: npt.NDArray[np.float32],
+        level_sizes: Sequence[int],
+        score_threshold: float = 0.05,
+        topk_per_level: int = 1000,
+        iou_threshold: float = 0.5,
+        max_detections: int = 300,
+        image_size: float = 800.0,
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
+    @staticmethod
+    def gaussian_importance(
+        roi: int = 128, sigma_scale: float = 0.125, threads: int = 0
+    ) -> npt.NDArray[np.float32]: ...
+    @staticmethod
+    def window_origins(
+        depth: int, height: int, width: int, roi: int = 128, stride: int = 64
+    ) -> npt.NDArray[np.int64]: ...
+    @staticmethod
+    def extract_windows(
+        volume: npt.NDArray[np.float32],
+        origins: npt.NDArray[np.int64],
+        out: npt.NDArray[np.float32] | None = None,
+        roi: int = 128,
+        threads: int = 0,
+    ) -> npt.NDArray[np.float32]: ...
+    @staticmethod
+    def accumulate_windows(
+        logits: npt.NDArray[np.float32],
+        origins: npt.NDArray[np.int64],
+        patch: npt.NDArray[np.float32],
+        result: npt.NDArray[np.float32],
+        norm: npt.NDArray[np.float32],
+        threads: int = 0,
+    ) -> None: ...
+    @staticmethod
+    def finalize_argmax(
+        result: npt.NDArray[np.float32],
+        norm: npt.NDArray[np.float32],
+        out: npt.NDArray[np.uint8] | None = None,
+        threads: int = 0,
+    ) -> npt.NDArray[np.uint8]: ...
 
     class HostPool:
         buffer_bytes: int
@@ -137,6 +181,24 @@ class harness:  # submodule
 
     class ClassIndexPostprocessor(Postprocessor):
         def __init__(self, output: int, offset: int = 0) -> None: ...
+
+    class RetinaNetPostprocessor(Postprocessor):
+        anchors: int
+        level_sizes: list[int]
+        def __init__(
+            self,
+            *,
+            anchors: npt.NDArray[np.float32],
+            level_sizes: Sequence[int],
+            cls_output: int = 0,
+            box_output: int = 1,
+            image_size: float = 800.0,
+        ) -> None: ...
+
+    class DetectionsPostprocessor(Postprocessor):
+        def __init__(
+            self, *, boxes: int = 0, labels: int = 1, scores: int = 2, image_size: float = 800.0
+        ) -> None: ...
 
     class ResponseSink: ...
 

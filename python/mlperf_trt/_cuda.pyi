@@ -68,3 +68,87 @@ class PinnedPool:
     def __init__(self, buffer_bytes: int, count: int) -> None: ...
     def acquire(self, timeout_s: float = 0.0) -> tuple[int, npt.NDArray[np.uint8]]: ...
     def release(self, id: int) -> None: ...
+
+# RetinaNet post-processing (SPEC §2.2) and the 3D-UNet sliding window (SPEC §2.3).
+Detections = tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.int64]]
+
+def retinanet_workspace_bytes(
+    anchors: int,
+    classes: int,
+    level_sizes: Sequence[int],
+    topk_per_level: int = 1000,
+    max_detections: int = 300,
+) -> int: ...
+def retinanet_decode_nms(
+    cls_logits: npt.NDArray[np.float32],
+    bbox_regression: npt.NDArray[np.float32],
+    anchors: npt.NDArray[np.float32],
+    level_sizes: Sequence[int],
+    score_threshold: float = 0.05,
+    topk_per_level: int = 1000,
+    iou_threshold: float = 0.5,
+    max_detections: int = 300,
+    image_size: float = 800.0,
+) -> Detections: ...
+def retinanet_decode_nms_ptr(
+    cls_logits: int,
+    bbox_regression: int,
+    anchors: int,
+    num_anchors: int,
+    classes: int,
+    level_sizes: Sequence[int],
+    workspace: int,
+    workspace_bytes: int,
+    score_threshold: float = 0.05,
+    topk_per_level: int = 1000,
+    iou_threshold: float = 0.5,
+    max_detections: int = 300,
+    image_size: float = 800.0,
+    stream: int = 0,
+) -> Detections: ...
+def extract_windows_ptr(
+    volume: int,
+    depth: int,
+    height: int,
+    width: int,
+    origins: npt.NDArray[np.int64],
+    windows: int,
+    roi: int = 128,
+    stream: int = 0,
+) -> None: ...
+def accumulate_windows_ptr(
+    logits: int,
+    channels: int,
+    origins: npt.NDArray[np.int64],
+    patch: int,
+    result: int,
+    norm: int,
+    depth: int,
+    height: int,
+    width: int,
+    roi: int = 128,
+    stream: int = 0,
+) -> None: ...
+def finalize_argmax_ptr(
+    result: int,
+    norm: int,
+    channels: int,
+    depth: int,
+    height: int,
+    width: int,
+    out: int,
+    stream: int = 0,
+) -> None: ...
+def extract_windows(
+    volume: npt.NDArray[np.float32], origins: npt.NDArray[np.int64], roi: int = 128
+) -> npt.NDArray[np.float32]: ...
+def accumulate_windows(
+    logits: npt.NDArray[np.float32],
+    origins: npt.NDArray[np.int64],
+    patch: npt.NDArray[np.float32],
+    result: npt.NDArray[np.float32],
+    norm: npt.NDArray[np.float32],
+) -> None: ...
+def finalize_argmax(
+    result: npt.NDArray[np.float32], norm: npt.NDArray[np.float32]
+) -> npt.NDArray[np.uint8]: ...

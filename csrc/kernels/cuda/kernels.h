@@ -9,6 +9,8 @@
 
 #include "kernels/cpu/embedding_bag.h"
 #include "kernels/cpu/image.h"
+#include "kernels/cpu/retinanet.h"
+#include "kernels/cpu/sliding_window.h"
 
 namespace mlperf_trt::kernels::cuda {
 
@@ -41,5 +43,33 @@ void gather_rows_h2d(const void* src, size_t src_rows, size_t src_stride, size_t
 // One launch per 32 tables.
 void embedding_bag_sum_tables(const std::vector<EmbeddingBag>& bags, size_t pairs,
                               Stream stream);
+
+// RetinaNet post-processing of one image (twin of cpu/retinanet.h, same detections): selection
+// on the device (sigmoid + threshold with warp-aggregated compaction, one radix sort per level),
+// decode, a 64-bit bitmask IoU kernel and a one-block greedy sweep. cls_logits, bbox_regression
+// and anchor_boxes are device memory; `workspace` is device memory of at least
+// retinanet_workspace_bytes(...) bytes (allocate once, reuse; one call at a time per workspace).
+// Synchronises `stream` twice (the per-level candidate counts, then the result) and copies the
+// detections to the host array `out` (capacity params.max_detections); returns their number.
+size_t retinanet_workspace_bytes(size_t anchors, size_t classes,
+                                 const std::vector<size_t>& level_sizes,
+                                 const RetinaNetParams& params);
+size_t retinanet_decode_nms(const float* cls_logits, const float* bbox_regression,
+                            const float* anchor_boxes, size_t anchors, size_t classes,
+                            const std::vector<size_t>& level_sizes, const RetinaNetParams& params,
+                            void* workspace, size_t workspace_bytes, Detection* out,
+                            Stream stream);
+
+// Sliding window (twins of cpu/sliding_window.h, bit-identical). volume, windows, logits, patch,
+// result, norm and out are device memory; `origins` is a host array of k (z, y, x) rows, checked
+// on the host (kData error) and passed to one launch per window, queued on `stream` in window
+// order (so every voxel sums the windows in the CPU twin's order).
+void extract_windows(const float* volume, const VolumeShape& shape, const int64_t* origins,
+                     size_t k, size_t roi, float* windows, Stream stream);
+void accumulate_windows(const float* logits, size_t channels, const int64_t* origins, size_t k,
+                        size_t roi, const float* patch, const VolumeShape& shape, float* result,
+                        float* norm, Stream stream);
+void finalize_argmax(const float* result, const float* norm, size_t channels,
+                     const VolumeShape& shape, uint8_t* out, Stream stream);
 
 }  // namespace mlperf_trt::kernels::cuda
