@@ -44,6 +44,8 @@ _BUILDERS: dict[str, str] = {
     "resnet50": "mlperf_trt.models.resnet50",
     "dlrm-v2": "mlperf_trt.models.dlrm",
     "bert": "mlperf_trt.models.bert",
+    "retinanet": "mlperf_trt.models.retinanet",
+    "3d-unet": "mlperf_trt.models.unet3d",
 }
 
 # A protobuf message cannot be serialised past 2 GiB; bigger models need external data files.
