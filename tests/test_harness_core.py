@@ -256,3 +256,12 @@ def test_worker_failure_completes_the_rest_and_raises_the_original_error(tmp_pat
     assert "RAISED executor exploded on purpose calls 3" in proc.stdout, proc.stderr
     # LoadGen returned (every sample was completed, empty after the failure) and logged the run.
     assert (tmp_path / "mlperf_log_detail.txt").exists()
+
+
+def test_bytes_postprocessor_gives_each_sample_its_row() -> None:
+    # 3d-unet: the uint8 label volume of each sample, whatever its size (SPEC §1.2, §2.3).
+    volume = np.arange(2 * 3 * 4 * 5, dtype=np.uint8).reshape(2, 3, 4, 5)
+    payloads = H.BytesPostprocessor(0).process([7, 8], [volume])
+    assert payloads == [volume[0].tobytes(), volume[1].tobytes()]
+    with pytest.raises(Exception, match="batch dimension"):
+        H.BytesPostprocessor(0).process([7], [volume])

@@ -189,3 +189,30 @@ def test_build_and_calibrate_are_cached_steps(cli) -> None:  # type: ignore[no-u
     assert fp32.returncode == 0 and "ort-fp32-b4-" in fp32.stdout
     bad = cli("calibrate", *args, "--precision", "fp32")
     assert bad.returncode == 2 and "INT8" in bad.stderr
+
+
+def test_build_takes_several_batch_sizes_and_explains_a_missing_tensorrt(cli) -> None:  # type: ignore[no-untyped-def]
+    proc = cli("build", *TINY, "--batch-size", "1", "4")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    recipe = json.loads(proc.stdout.split("recipe      : ")[1].splitlines()[0])
+    assert recipe["batch_sizes"] == [1, 4] and "ort-int8-b4-" in proc.stdout
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is None:
+        trt = cli("build", "--model", "bert-99.9", "--backend", "trt", "--no-progress")
+        assert trt.returncode == 2
+        assert "tensorrt" in trt.stderr and "pip install 'mlperf-trt[trt]'" in trt.stderr
+
+
+def test_two_worker_groups_share_the_work(cli) -> None:  # type: ignore[no-untyped-def]
+    """Multi-group dispatch on the CPU (DESIGN §4.1): two groups of one ORT executor each; every
+    sample is answered once (LoadGen's VALID and the sample count) and both groups ran batches."""
+    proc = cli("run", *TINY, "--scenario", "Offline", "--duration", "smoke",
+               "--set", "worker_groups=2", "--set", "workers=1", "--set", "batch_size=4")  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Result is : VALID" in proc.stdout
+    line = proc.stdout.split("Harness     : ")[1].splitlines()[0]
+    per_group = [int(x) for x in line.split("batches per group: ")[1].rstrip(")").split(", ")]
+    assert len(per_group) == 2 and min(per_group) > 0
+    samples, batches = line.split(" samples in ")
+    assert sum(per_group) == int(batches.split(" batches")[0].replace(",", ""))

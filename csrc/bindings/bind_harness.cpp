@@ -346,6 +346,9 @@ void bind_harness(py::module_& m) {
   py::class_<RowsPostprocessor, Postprocessor, std::shared_ptr<RowsPostprocessor>>(
       h, "RowsPostprocessor")
       .def(py::init<size_t>(), py::arg("output"));
+  py::class_<BytesPostprocessor, Postprocessor, std::shared_ptr<BytesPostprocessor>>(
+      h, "BytesPostprocessor")
+      .def(py::init<size_t>(), py::arg("output"));
 
   py::class_<ResponseSink, std::shared_ptr<ResponseSink>>(h, "ResponseSink");
   py::class_<LoadGenSink, ResponseSink, std::shared_ptr<LoadGenSink>>(h, "LoadGenSink")

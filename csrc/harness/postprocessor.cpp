@@ -141,4 +141,21 @@ void RowsPostprocessor::process(const Batch& batch, const std::vector<TensorView
   }
 }
 
+BytesPostprocessor::BytesPostprocessor(size_t output) : output_(output) {}
+
+void BytesPostprocessor::process(const Batch& batch, const std::vector<TensorView>& outputs,
+                                 Responses& out) {
+  const size_t n = batch.size();
+  const TensorView& t = output_of(outputs, output_, "bytes");
+  MLPERF_CHECK_BACKEND(!t.shape.empty() && static_cast<size_t>(t.shape[0]) == n,
+                       "output " << output_ << " has batch dimension "
+                                 << (t.shape.empty() ? -1 : t.shape[0]) << ", expected " << n);
+  const size_t bytes = t.nbytes();
+  const size_t row = n == 0 ? 0 : bytes / n;
+  out.reset(n);
+  out.payload.resize(bytes);
+  if (bytes > 0) std::memcpy(out.payload.data(), t.data, bytes);
+  for (size_t i = 0; i < n; ++i) out.add(i * row, row);
+}
+
 }  // namespace mlperf_trt

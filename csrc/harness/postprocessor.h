@@ -77,4 +77,16 @@ class RowsPostprocessor : public Postprocessor {
   size_t output_;
 };
 
+// The raw bytes of one output, row i to sample i (3D-UNet's uint8 label volume, SPEC §1.2, §2.3):
+// output [N, ...] of any dtype; every sample's payload is its row, whatever the row's size.
+class BytesPostprocessor : public Postprocessor {
+ public:
+  explicit BytesPostprocessor(size_t output);
+  void process(const Batch& batch, const std::vector<TensorView>& outputs,
+               Responses& out) override;
+
+ private:
+  size_t output_;
+};
+
 }  // namespace mlperf_trt

@@ -174,6 +174,9 @@ class harness:  # submodule
     class RowsPostprocessor(Postprocessor):
         def __init__(self, output: int) -> None: ...
 
+    class BytesPostprocessor(Postprocessor):
+        def __init__(self, output: int) -> None: ...
+
     class ZerosPostprocessor(Postprocessor):
         def __init__(
             self, payload_bytes: int, tokens: int = 0, first_token: bool = False

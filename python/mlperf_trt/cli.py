@@ -88,6 +88,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default=None, help="fp32 | fp16 | bf16 | int8 | fp8")
     p.add_argument("--model-size", default=None, help="built-in model size: full | tiny")
     p.add_argument(
+        "--gpus", default=None, help="trt: GPUs to use, one worker group each ('all' or 0,1,...)"
+    )
+    p.add_argument(
         "--engines-dir",
         type=Path,
         default=Path("engines"),
@@ -124,7 +127,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--backend", default="auto", help="ort | trt | null | auto")
         p.add_argument("--scenario", default="Offline", help="the scenario whose defaults apply")
         p.add_argument("--precision", default=None, help="fp32 | fp16 | bf16 | int8 | fp8")
-        p.add_argument("--batch-size", type=int, default=None)
+        p.add_argument(
+            "--batch-size",
+            type=int,
+            nargs="+",
+            default=None,
+            metavar="N",
+            help="the batch sizes the engine serves (TensorRT: one optimisation profile each);"
+            " the largest is the run's batch_size",
+        )
+        p.add_argument(
+            "--gpus", default=None, help="GPUs to use: 'all' (default) or a list such as 0,1"
+        )
         p.add_argument("--model-size", default=None, help="full | tiny")
         p.add_argument("--model-path", type=Path, default=None)
         p.add_argument("--data-dir", type=Path, default=None)
@@ -246,7 +260,8 @@ def _print_outcome(outcome: object) -> None:
     print(
         f"Harness     : {o.stats.completed_samples:,} samples in {o.stats.batches:,} batches "
         f"(batch_size {o.config['batch_size']}, {o.config['worker_groups']} group(s) x "
-        f"{o.config['workers']} worker(s))"
+        f"{o.config['workers']} worker(s); batches per group:"
+        f" {', '.join(str(b) for b in o.stats.batches_per_group)})"
     )
     if o.not_submittable:
         print("Submittable : no")
@@ -289,8 +304,11 @@ def _replace_mode(argv: Sequence[str], mode: str) -> list[str]:
 def _flag_overrides(args: argparse.Namespace) -> list[str]:
     """The --set items plus the flags that are shorthands for settings (--precision, ...)."""
     overrides = list(args.overrides)
-    for flag in ("precision", "model_size", "batch_size"):
+    for flag in ("precision", "model_size", "batch_size", "gpus"):
         value = getattr(args, flag, None)
+        if isinstance(value, list):  # build's --batch-size N [N ...]: the largest is the run's
+            overrides.append(f"engine_batch_sizes={','.join(str(v) for v in sorted(value))}")
+            value = max(value)
         if value:
             overrides.append(f"{flag}={value}")
     return overrides
@@ -363,7 +381,17 @@ def _cmd_build(args: argparse.Namespace, calibrate: bool) -> int:
             f"{len(cache.tensors)} tensors)"
         )
     elif calibrate:
-        raise ConfigError("the build wrote no calibration cache")
+        extra = outcome.recipe.get("extra")
+        if isinstance(extra, dict) and extra.get("int8_mode") == "dynamic":
+            raise ConfigError(
+                f"{outcome.workload.name}'s {outcome.backend} INT8 engine scales activations per"
+                " batch (dynamic quantisation, backends/ort.py INT8_MODES): it has no calibration"
+                " cache; calibrate for TensorRT with --backend trt"
+            )
+        raise ConfigError(
+            f"the {outcome.recipe.get('precision')} build has no calibration cache: calibration"
+            " is for INT8 and FP8 builds (--precision int8 or fp8)"
+        )
     print("recipe      : " + json.dumps(outcome.recipe, sort_keys=True))
     return EXIT_OK
 

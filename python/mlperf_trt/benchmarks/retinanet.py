@@ -65,7 +65,10 @@ BENCHMARK = Benchmark(
     payload=PayloadSpec("float32", FLOATS_PER_DETECTION, variable=True),
     default_precisions={
         "trt": {"99": "int8"},
-        "ort": {"99": "int8"},
+        # ORT on the CPU: FP32. Static INT8 (QDQ U8S8, entropy/percentile/minmax, heads in float or
+        # not) kept 61-86% of the FP32 mAP on the built-in tiny model's synthetic set, whose
+        # truth is FP32's own boxes, so mAP@[.5:.95] punishes every pixel INT8 moves a box.
+        "ort": {"99": "fp32"},
         "null": {"99": "fp32"},
     },
     round_rules={

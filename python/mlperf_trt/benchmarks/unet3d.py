@@ -59,7 +59,9 @@ BENCHMARK = Benchmark(
     payload=PayloadSpec("uint8", ROI * ROI * ROI, variable=True),
     default_precisions={
         "trt": {"99": "int8", "99.9": "int8"},
-        "ort": {"99": "int8", "99.9": "fp32"},
+        # ORT on the CPU: FP32 for both. Static INT8 kept 97.3% of the FP32 DICE on the built-in
+        # tiny model's synthetic set (0.949 vs 0.975), short of 99%.
+        "ort": {"99": "fp32", "99.9": "fp32"},
         "null": {"99": "fp32", "99.9": "fp32"},
     },
     round_rules={

@@ -316,12 +316,35 @@ FIELDS: tuple[Field, ...] = (
         choices=("full", "tiny"),
     ),
     Field(
+        "engine_batch_sizes",
+        str,
+        "samples",
+        "batch sizes the engine is built for, e.g. '1,8,32' (TensorRT: one optimisation"
+        " profile each); empty: batch_size alone",
+        _const(""),
+    ),
+    Field(
+        "gpus",
+        str,
+        "",
+        "GPUs the trt backend uses, one worker group each: 'all' or a list such as '0,1'",
+        _const("all"),
+    ),
+    Field(
         "pairs_per_batch",
         int,
         "pairs",
         "dlrm-v2: the user-item pairs a batch carries at most (a sample of more goes alone;"
         " samples are never split)",
         _const(4096),
+        minimum=1,
+    ),
+    Field(
+        "windows_per_batch",
+        int,
+        "windows",
+        "3d-unet: the 128^3 sliding windows of a volume the engine runs at once",
+        _const(2),
         minimum=1,
     ),
     Field(

@@ -52,14 +52,15 @@ def obtain_model(
     seed: int = 0,
     card: Any = None,
 ) -> ModelSource:
-    """The engine's ONNX model; `card` is the interface it is checked against (default: the
-    benchmark's model card; dlrm-v2's engine is only the dense part, with its own card)."""
+    """The engine's ONNX model: the user's file, checked against the benchmark's model card (the
+    official interface), or the built-in one, checked against `card` where the built model's
+    interface differs (dlrm-v2's dense part, retinanet's raw heads)."""
     from mlperf_trt.models import build_model, load_model, model_hash, save_model
 
-    card = card or workload.benchmark.model_card
     if model_path is not None:
-        model = load_model(Path(model_path), card)
+        model = load_model(Path(model_path), workload.benchmark.model_card)
         return ModelSource(model, model_hash(model), f"{model_path} (checked against the card)")
+    card = card or workload.benchmark.model_card
     name = workload.benchmark.name
     path = models_dir / f"{name}-{size}-seed{seed}-{_builder_fingerprint(name)}.onnx"
     if path.is_file():

@@ -18,7 +18,7 @@ from mlperf_trt.accuracy.base import Report
 from mlperf_trt.backends.base import EngineArtifact, EngineRecipe
 from mlperf_trt.benchmarks import AccuracyMetric, Workload
 from mlperf_trt.config import ResolvedConfig
-from mlperf_trt.errors import BackendError
+from mlperf_trt.errors import BackendError, ConfigError
 from mlperf_trt.harness.loadgen import CoreSpec
 from mlperf_trt.harness.pipelines import Batching, synthetic_targets
 from mlperf_trt.system import SystemInfo
@@ -93,12 +93,17 @@ def engine_setup(
     )
     pipeline, data = built.pipeline, built.data
     groups, workers = int(config["worker_groups"]), int(config["workers"])
+    # trt: one worker group per chosen GPU; the CPU backends: worker_groups groups on device 0.
+    devices = _devices(config, system) if backend == "trt" else (0,) * groups
+    if backend == "trt":
+        config = config.with_value("worker_groups", len(devices), f"--gpus {config['gpus']}")
+        groups = len(devices)
     batching = pipeline.batching(data, config) if pipeline.batching else Batching()
     batch = batching.max_batch or int(config["batch_size"])
     executors = []
-    for g in range(groups):
+    for device in devices:
         for _ in range(workers):
-            executor = built.backend.load(built.artifact, device=g if backend == "trt" else 0)
+            executor = built.backend.load(built.artifact, device=device)
             if pipeline.wrap_executor is not None:
                 executor = pipeline.wrap_executor(executor, data, config, built.source.model)
             executors.append(executor)
@@ -142,6 +147,28 @@ def _backend(name: str, engines_root: Path, system: SystemInfo, benchmark: str, 
     raise BackendError(f"backend {name!r} builds no engines")  # pragma: no cover
 
 
+def _engine_batch_sizes(config: Any, batch: int) -> tuple[int, ...]:
+    """The `engine_batch_sizes` setting (build --batch-size N [N ...]) with the run's batch."""
+    text = str(config["engine_batch_sizes"]).strip()
+    try:
+        sizes = {int(x) for x in text.split(",") if x.strip()}
+    except ValueError:
+        raise ConfigError(
+            f"engine_batch_sizes={text!r}: expected positive integers such as '1,8,32'"
+        ) from None
+    if any(n < 1 for n in sizes):
+        raise ConfigError(f"engine_batch_sizes={text!r}: batch sizes must be >= 1")
+    return tuple(sorted(sizes | {batch}))
+
+
+def _devices(config: Any, system: SystemInfo) -> tuple[int, ...]:
+    """trt: the GPUs of the `gpus` setting, one worker group each (DESIGN §4.1)."""
+    from mlperf_trt.backends.trt import devices_from_flag
+
+    text = str(config["gpus"]).strip()
+    return devices_from_flag(None if text == "all" else text, len(system.gpus))
+
+
 def _backend_version(name: str) -> str:
     if name == "ort":
         return _ort_version()
@@ -180,6 +207,8 @@ def build_engine(
         models_dir=root / "models",
         card=pipeline.model_card,
     )
+    if pipeline.for_model is not None:
+        pipeline = pipeline.for_model(source.model)
     data = inputs.obtain_data(
         pipeline,
         source,
@@ -191,6 +220,7 @@ def build_engine(
     prepared = data.prepared
     precision = str(config["precision"])
     batch = int(config[pipeline.engine_batch_field])
+    sizes = _engine_batch_sizes(config, batch)
     dataset = pipeline.dataset()
     extra: dict[str, Any] = {"model_size": size if model_path is None else "user"}
     if backend == "ort" and precision == "int8":
@@ -208,7 +238,7 @@ def build_engine(
         backend=backend,
         workload=workload.benchmark.name,
         precision=precision,
-        batch_sizes=(batch,),
+        batch_sizes=sizes,
         model_hash=source.hash,
         calibration_hash=inputs.calibration_hash(data, calib) if quantized else "",
         backend_version=_backend_version(backend),

@@ -58,6 +58,9 @@ class Pipeline:
     ort_int8_mode: str = "static"
     model_card: Any = None  # the engine's interface where it is not the benchmark's model card
     engine_batch_field: str = "batch_size"  # the setting that sizes the engine's batch axis
+    # The pipeline for a given model where models differ in interface (retinanet: our raw-head
+    # model vs the official ONNX with NMS inside): (FP32 model) -> Pipeline.
+    for_model: Callable[[Any], Pipeline] | None = None
     # Optional refinements: batching by cost, an executor wrapper (trimmed sequence lengths,
     # the embedding stage), and calibration feeds that are not the stored samples.
     batching: Callable[[Any, Any], Batching] | None = None  # (DataSource, config)
@@ -73,6 +76,8 @@ _PIPELINES: dict[str, str] = {
     "resnet50": "mlperf_trt.harness.pipelines.resnet50",
     "bert": "mlperf_trt.harness.pipelines.bert",
     "dlrm-v2": "mlperf_trt.harness.pipelines.dlrm",
+    "retinanet": "mlperf_trt.harness.pipelines.retinanet",
+    "3d-unet": "mlperf_trt.harness.pipelines.unet3d",
 }
 
 
