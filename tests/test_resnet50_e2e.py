@@ -207,8 +207,8 @@ def test_build_takes_several_batch_sizes_and_explains_a_missing_tensorrt(cli) ->
 def test_two_worker_groups_share_the_work(cli) -> None:  # type: ignore[no-untyped-def]
     """Multi-group dispatch on the CPU (DESIGN §4.1): two groups of one ORT executor each; every
     sample is answered once (LoadGen's VALID and the sample count) and both groups ran batches."""
-    proc = cli("run", *TINY, "--scenario", "Offline", "--duration", "smoke",
-               "--set", "worker_groups=2", "--set", "workers=1", "--set", "batch_size=4")  # fmt: skip
+    groups = ("--set", "worker_groups=2", "--set", "workers=1", "--set", "batch_size=4")
+    proc = cli("run", *TINY, "--scenario", "Offline", "--duration", "smoke", *groups)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Result is : VALID" in proc.stdout
     line = proc.stdout.split("Harness     : ")[1].splitlines()[0]
