@@ -68,6 +68,34 @@ def data_root() -> Path:
     return root if root.is_absolute() else Path.cwd() / root
 
 
+def prepared_dir(kind: str, raw_dir: Path) -> Path:
+    """The default cache folder of a raw data folder: data_root/prepared/<kind>/<path hash>."""
+    key = hashlib.sha256(str(Path(raw_dir).resolve()).encode()).hexdigest()[:12]
+    return data_root() / "prepared" / kind / key
+
+
+def prepare_hint(model: str, raw_dir: Path | str) -> str:
+    """The command that (re)builds the cache of `raw_dir`, for error messages."""
+    return f"python -m mlperf_trt prepare --model {model} --data-dir {raw_dir}"
+
+
+def open_versioned(out_dir: Path, dataset: str, version: str, model: str) -> PreparedSamples:
+    """The prepared cache in out_dir, checked to hold `dataset` samples of preprocessing
+    `version`; a DataError saying what to run (`prepare --model <model>`) when missing or stale."""
+    out_dir = Path(out_dir)
+    manifest = read_manifest(out_dir)
+    source = manifest.source if manifest is not None else "RAW_DIR"
+    samples = open_cache(out_dir, hint=prepare_hint(model, source))
+    m = samples.manifest
+    if m.dataset != dataset or m.version != version:
+        raise DataError(
+            f"{out_dir} holds {m.dataset!r} samples of preprocessing version {m.version!r};"
+            f" this code reads {dataset!r} version {version!r}: run"
+            f" `{prepare_hint(model, m.source)}` to rebuild it"
+        )
+    return samples
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file's bytes."""
     digest = hashlib.sha256()

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from mlperf_trt.benchmarks.dlrm import MULTI_HOT_SIZES, NUM_DENSE_FEATURES
-from mlperf_trt.data.cache import data_root
+from mlperf_trt.data.cache import prepared_dir
 from mlperf_trt.errors import DataError
 from mlperf_trt.results.layout import atomic_write_json, atomic_write_text
 
@@ -330,8 +330,7 @@ class Criteo:
     name = "criteo-1tb-day23-multihot"
 
     def default_cache_dir(self, raw_dir: Path) -> Path:
-        key = hashlib.sha256(str(Path(raw_dir).resolve()).encode()).hexdigest()[:12]
-        return data_root() / "prepared" / "criteo" / key
+        return prepared_dir("criteo", raw_dir)
 
     def prepare(
         self, raw_dir: Path, out_dir: Path | None = None, *, seed: int = TRACE_SEED

@@ -28,8 +28,9 @@ import numpy as np
 from mlperf_trt import _C
 from mlperf_trt.data.cache import (
     PreparedSamples,
-    data_root,
-    open_cache,
+    open_versioned,
+    prepare_hint,
+    prepared_dir,
     read_manifest,
     write_cache,
 )
@@ -85,7 +86,7 @@ class ImageEntry:
 
 
 def _prepare_hint(raw_dir: Path | str) -> str:
-    return f"python -m mlperf_trt prepare --model resnet50 --data-dir {raw_dir}"
+    return prepare_hint("resnet50", raw_dir)
 
 
 def read_val_map(data_dir: Path) -> list[ImageEntry]:
@@ -242,22 +243,11 @@ class ImageNet:
     # -- prepared cache ---------------------------------------------------------------------------
 
     def default_cache_dir(self, raw_dir: Path) -> Path:
-        key = hashlib.sha256(str(Path(raw_dir).resolve()).encode()).hexdigest()[:12]
-        return data_root() / "prepared" / "imagenet" / key
+        return prepared_dir("imagenet", raw_dir)
 
     def open(self, out_dir: Path) -> PreparedSamples:
         """The prepared cache in out_dir; a DataError saying what to run when missing or stale."""
-        out_dir = Path(out_dir)
-        manifest = read_manifest(out_dir)
-        source = manifest.source if manifest is not None else "RAW_DIR"
-        samples = open_cache(out_dir, hint=_prepare_hint(source))
-        m = samples.manifest
-        if m.dataset != self.name or m.version != PREPROCESS_VERSION:
-            raise DataError(
-                f"{out_dir} holds {m.dataset!r} samples of preprocessing version {m.version!r};"
-                f" this code reads {self.name!r} version {PREPROCESS_VERSION!r}: run"
-                f" `{_prepare_hint(m.source)}` to rebuild it"
-            )
+        samples = open_versioned(out_dir, self.name, PREPROCESS_VERSION, "resnet50")
         return samples
 
     def prepare(

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from mlperf_trt.data.cache import data_root, sha256_file
+from mlperf_trt.data.cache import prepared_dir, sha256_file
 from mlperf_trt.errors import DataError
 from mlperf_trt.progress import Progress
 from mlperf_trt.results.layout import atomic_write_json
@@ -413,8 +413,7 @@ class KiTS19:
     input_name = "input"  # SPEC §2.3: the model's input
 
     def default_cache_dir(self, raw_dir: Path) -> Path:
-        key = hashlib.sha256(str(Path(raw_dir).resolve()).encode()).hexdigest()[:12]
-        return data_root() / "prepared" / "kits19" / key
+        return prepared_dir("kits19", raw_dir)
 
     def prepare(
         self, raw_dir: Path, out_dir: Path | None = None, *, show_progress: bool = True

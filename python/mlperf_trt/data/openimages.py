@@ -32,7 +32,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from mlperf_trt.data.cache import PreparedSamples, data_root, open_cache, read_manifest, write_cache
+from mlperf_trt.data.cache import (
+    PreparedSamples,
+    open_versioned,
+    prepare_hint,
+    prepared_dir,
+    read_manifest,
+    write_cache,
+)
 from mlperf_trt.data.synthetic_images import write_images
 from mlperf_trt.errors import DataError
 from mlperf_trt.progress import Progress
@@ -90,7 +97,7 @@ class OpenImagesTruth:
 
 
 def _prepare_hint(raw_dir: Path | str) -> str:
-    return f"python -m mlperf_trt prepare --model retinanet --data-dir {raw_dir}"
+    return prepare_hint("retinanet", raw_dir)
 
 
 def _field(obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -233,22 +240,11 @@ class OpenImages:
         return read_annotations(Path(raw_dir), check_files=False)
 
     def default_cache_dir(self, raw_dir: Path) -> Path:
-        key = hashlib.sha256(str(Path(raw_dir).resolve()).encode()).hexdigest()[:12]
-        return data_root() / "prepared" / "openimages" / key
+        return prepared_dir("openimages", raw_dir)
 
     def open(self, out_dir: Path) -> PreparedSamples:
         """The prepared cache in out_dir; a DataError saying what to run when missing or stale."""
-        out_dir = Path(out_dir)
-        manifest = read_manifest(out_dir)
-        source = manifest.source if manifest is not None else "RAW_DIR"
-        samples = open_cache(out_dir, hint=_prepare_hint(source))
-        m = samples.manifest
-        if m.dataset != self.name or m.version != PREPROCESS_VERSION:
-            raise DataError(
-                f"{out_dir} holds {m.dataset!r} samples of preprocessing version {m.version!r};"
-                f" this code reads {self.name!r} version {PREPROCESS_VERSION!r}: run"
-                f" `{_prepare_hint(m.source)}` to rebuild it"
-            )
+        samples = open_versioned(out_dir, self.name, PREPROCESS_VERSION, "retinanet")
         return samples
 
     def prepare(
