@@ -33,6 +33,17 @@ class Batching:
 
 
 @dataclass(frozen=True)
+class HandleManifest:
+    """The manifest of a prepared view whose one stored tensor is a handle to the sample (dlrm's
+    pair range, 3d-unet's case index): the tensor the SampleStore holds, and what identifies the
+    data for calibration hashes."""
+
+    tensors: tuple[tuple[str, str, tuple[int, ...]], ...]
+    source_hash: str
+    version: str
+
+
+@dataclass(frozen=True)
 class Synthesized:
     """What making a synthetic set measured: the FP32 model's metric on it, and notes."""
 
@@ -144,6 +155,7 @@ def score_log(
 
 __all__ = [
     "Batching",
+    "HandleManifest",
     "Pipeline",
     "Synthesized",
     "has_pipeline",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +19,12 @@ import numpy as np
 
 from mlperf_trt import _C
 from mlperf_trt.errors import ModelError
-from mlperf_trt.harness.pipelines import Batching, Pipeline, Synthesized
+from mlperf_trt.harness.pipelines import Batching, HandleManifest, Pipeline, Synthesized
 
 RANGE = "pair_range"  # the stored tensor: int64 [2] = (first pair row, end) of a sample
 OUTPUT = "pairs"  # the executor's output: float32 [pairs, 2] = (probability, label)
 MEAN_PAIRS = 270  # SPEC §2.8: mean of the quantile table
 CALIBRATION_PAIRS = 4096  # rows of the calibration range used to calibrate the dense engine
-
-
-@dataclass(frozen=True)
-class _Manifest:
-    tensors: tuple[tuple[str, str, tuple[int, ...]], ...]
-    source_hash: str
-    version: str
 
 
 class PreparedPairs:
@@ -47,7 +39,7 @@ class PreparedPairs:
         self.count = samples.count
         self._ranges = np.stack([samples.offsets[:-1], samples.offsets[1:]], axis=1)
         blob = samples.offsets.tobytes() + str(raw_dir.resolve()).encode()
-        self.manifest = _Manifest(
+        self.manifest = HandleManifest(
             ((RANGE, "int64", (2,)),), hashlib.sha256(blob).hexdigest(), TRACE_VERSION
         )
 

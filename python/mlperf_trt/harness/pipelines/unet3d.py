@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +18,12 @@ import numpy as np
 
 from mlperf_trt import _C
 from mlperf_trt.errors import HarnessError
-from mlperf_trt.harness.pipelines import Batching, Pipeline, Synthesized
+from mlperf_trt.harness.pipelines import Batching, HandleManifest, Pipeline, Synthesized
 
 CASE = "case"  # the stored tensor: int64 [1], the sample's case index
 OUTPUT = "labels"  # the executor's output: uint8 [1, D*H*W]
 ROI = 128  # SPEC §2.3
 CALIBRATION_WINDOWS = 2  # windows per calibration case
-
-
-@dataclass(frozen=True)
-class _Manifest:
-    tensors: tuple[tuple[str, str, tuple[int, ...]], ...]
-    source_hash: str
-    version: str
 
 
 class PreparedCases:
@@ -43,7 +35,7 @@ class PreparedCases:
         self.count = volumes.count
         self.path = volumes.path
         m = volumes.manifest
-        self.manifest = _Manifest(((CASE, "int64", (1,)),), m.source_hash, m.version)
+        self.manifest = HandleManifest(((CASE, "int64", (1,)),), m.source_hash, m.version)
         self._loaded: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()
 
