@@ -162,7 +162,10 @@ def test_audit_config_is_removed_when_the_run_fails(env: Env) -> None:
 def test_audit_config_is_removed_on_ctrl_c(env: Env) -> None:
     before = (env.scenario / "TEST04/verify_performance.txt").read_bytes()
     proc = subprocess.Popen(
-        env.cmd("audit", *TINY, "--scenario", "Offline", "--test", "TEST04"),
+        # A 30 s run, so that the Ctrl-C below lands while LoadGen runs, not after a fast run
+        # on a quiet machine has already replaced the TEST04 folder.
+        env.cmd("audit", *TINY, "--scenario", "Offline", "--test", "TEST04",
+                "--set", "min_duration_ms=30000"),  # fmt: skip
         cwd=env.root,
         env=env.env,
         stdout=subprocess.DEVNULL,
