@@ -164,8 +164,16 @@ def test_audit_config_is_removed_on_ctrl_c(env: Env) -> None:
     proc = subprocess.Popen(
         # A 30 s run, so that the Ctrl-C below lands while LoadGen runs, not after a fast run
         # on a quiet machine has already replaced the TEST04 folder.
-        env.cmd("audit", *TINY, "--scenario", "Offline", "--test", "TEST04",
-                "--set", "min_duration_ms=30000"),  # fmt: skip
+        env.cmd(
+            "audit",
+            *TINY,
+            "--scenario",
+            "Offline",
+            "--test",
+            "TEST04",
+            "--set",
+            "min_duration_ms=30000",
+        ),  # fmt: skip
         cwd=env.root,
         env=env.env,
         stdout=subprocess.DEVNULL,
@@ -173,9 +181,14 @@ def test_audit_config_is_removed_on_ctrl_c(env: Env) -> None:
         start_new_session=True,
     )
     deadline = time.monotonic() + 60
-    while not env.audit_configs() and proc.poll() is None and time.monotonic() < deadline:
+
+    def loadgen_running() -> bool:  # LoadGen writes its detail log as the test starts
+        return any(env.scenario.glob(".*/**/mlperf_log_detail.txt"))
+
+    while not loadgen_running() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert env.audit_configs(), "the audit never wrote its audit.config"
+    assert env.audit_configs(), "the audit's audit.config is not there while LoadGen runs"
+    assert loadgen_running(), "the audit's LoadGen run never started"
     time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
     assert proc.wait(timeout=60) != 0
