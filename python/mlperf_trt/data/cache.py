@@ -23,7 +23,7 @@ import os
 import re
 import shutil
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -94,6 +94,29 @@ def open_versioned(out_dir: Path, dataset: str, version: str, model: str) -> Pre
             f" `{prepare_hint(model, m.source)}` to rebuild it"
         )
     return samples
+
+
+def files_fingerprint(folder: Path, names: Iterable[str]) -> str:
+    """A cheap identity of raw files: name, size and mtime of each, in order (a changed or
+    replaced file changes it without reading the bytes)."""
+    digest = hashlib.sha256()
+    for name in names:
+        st = (Path(folder) / name).stat()
+        digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def cv2_single_threaded() -> Iterator[None]:
+    """Our thread pool parallelises over images; OpenCV's own pool inside resize only competes."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

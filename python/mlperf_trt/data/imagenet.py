@@ -16,7 +16,7 @@ import contextlib
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,8 @@ import numpy as np
 from mlperf_trt import _C
 from mlperf_trt.data.cache import (
     PreparedSamples,
+    cv2_single_threaded,
+    files_fingerprint,
     open_versioned,
     prepare_hint,
     prepared_dir,
@@ -204,23 +206,8 @@ def preprocess_int8(img_bgr: np.ndarray, scale: float) -> np.ndarray:
     return out
 
 
-@contextlib.contextmanager
-def _cv2_single_threaded() -> Iterator[None]:
-    """Our thread pool parallelises over images; OpenCV's own pool inside resize only competes."""
-    before = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(before)
-
-
 def _files_fingerprint(raw_dir: Path, entries: list[ImageEntry]) -> str:
-    digest = hashlib.sha256()
-    for e in entries:
-        st = (raw_dir / e.file).stat()
-        digest.update(f"{e.file}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+    return files_fingerprint(raw_dir, (e.file for e in entries))
 
 
 class ImageNet:
@@ -274,7 +261,7 @@ class ImageNet:
         def fill(i: int) -> list[np.ndarray]:
             return [preprocess(decode(raw_dir / entries[i].file))]
 
-        with _cv2_single_threaded():
+        with cv2_single_threaded():
             return write_cache(
                 out_dir,
                 dataset=self.name,
@@ -458,7 +445,7 @@ class ImageNet:
         if show_progress:
             progress = Progress("label with model", total=len(names), unit="images")
         labels = np.empty(len(names), dtype=np.int64)
-        with _cv2_single_threaded(), ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
+        with cv2_single_threaded(), ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
             for start in range(0, len(names), _LABEL_CHUNK):
                 chunk = names[start : start + _LABEL_CHUNK]
                 batch = np.stack(list(pool.map(lambda n: preprocess(decode(raw_dir / n)), chunk)))

@@ -23,7 +23,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +34,8 @@ import numpy as np
 
 from mlperf_trt.data.cache import (
     PreparedSamples,
+    cv2_single_threaded,
+    files_fingerprint,
     open_versioned,
     prepare_hint,
     prepared_dir,
@@ -210,22 +212,8 @@ def preprocess(img_bgr: np.ndarray) -> np.ndarray:
     return out
 
 
-@contextlib.contextmanager
-def _cv2_single_threaded() -> Iterator[None]:
-    before = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(before)
-
-
 def _files_fingerprint(folder: Path, images: Sequence[ImageRecord]) -> str:
-    digest = hashlib.sha256()
-    for r in images:
-        st = (folder / r.file_name).stat()
-        digest.update(f"{r.file_name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+    return files_fingerprint(folder, (r.file_name for r in images))
 
 
 class OpenImages:
@@ -287,7 +275,7 @@ class OpenImages:
         def fill(i: int) -> list[np.ndarray]:
             return [preprocess(decode(folder / truth.images[i].file_name))]
 
-        with _cv2_single_threaded():
+        with cv2_single_threaded():
             return write_cache(
                 out_dir,
                 dataset=self.name,
@@ -480,7 +468,7 @@ class OpenImages:
             images[i]["height"], images[i]["width"] = int(img.shape[0]), int(img.shape[1])
             return preprocess(img)
 
-        with _cv2_single_threaded(), ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        with cv2_single_threaded(), ThreadPoolExecutor(os.cpu_count() or 1) as pool:
             for start in range(0, len(names), _MODEL_CHUNK):
                 chunk = range(start, min(start + _MODEL_CHUNK, len(names)))
                 batch = np.stack(list(pool.map(load, chunk)))
