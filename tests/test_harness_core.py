@@ -265,3 +265,12 @@ def test_bytes_postprocessor_gives_each_sample_its_row() -> None:
     assert payloads == [volume[0].tobytes(), volume[1].tobytes()]
     with pytest.raises(Exception, match="batch dimension"):
         H.BytesPostprocessor(0).process([7], [volume])
+
+
+def test_class_index_postprocessor_scores_path() -> None:
+    # float32 class scores [N, C]: argmax (first maximum) plus the offset (SPEC §2.1: -1).
+    rng = np.random.default_rng(4)
+    scores = rng.standard_normal((5, 1001)).astype(np.float32)
+    payloads = H.ClassIndexPostprocessor(0, -1).process(list(range(5)), [scores])
+    got = [float(np.frombuffer(p, dtype=np.float32)[0]) for p in payloads]
+    assert got == [float(i) for i in scores.argmax(axis=1) - 1]

@@ -43,11 +43,12 @@ void ClassIndexPostprocessor::process(const Batch& batch, const std::vector<Tens
   out.payload.resize(n * sizeof(float));
   auto* dst = reinterpret_cast<float*>(out.payload.data());
   if (t.dtype == DType::kFloat32 && t.shape.size() == 2) {
-    scratch_.resize(n);
+    // Per call, not a member: workers post-process concurrently with one shared instance.
+    std::vector<int32_t> classes(n);
     kernels::argmax_rows_f32(static_cast<const float*>(t.data), n,
                              static_cast<size_t>(t.shape[1]), static_cast<size_t>(t.shape[1]),
-                             scratch_.data());
-    for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(scratch_[i] + offset_);
+                             classes.data());
+    for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(classes[i] + offset_);
   } else if (t.dtype == DType::kInt64 && t.numel() == n) {
     const auto* src = static_cast<const int64_t*>(t.data);
     for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i] + offset_);

@@ -45,7 +45,6 @@ class ClassIndexPostprocessor : public Postprocessor {
  private:
   size_t output_;
   int64_t offset_;
-  std::vector<int32_t> scratch_;
 };
 
 // Per-position outputs interleaved into one payload per sample (BERT, SPEC §1.2 and §2.4): k
