@@ -234,8 +234,7 @@ class ImageNet:
 
     def open(self, out_dir: Path) -> PreparedSamples:
         """The prepared cache in out_dir; a DataError saying what to run when missing or stale."""
-        samples = open_versioned(out_dir, self.name, PREPROCESS_VERSION, "resnet50")
-        return samples
+        return open_versioned(out_dir, self.name, PREPROCESS_VERSION, "resnet50")
 
     def prepare(
         self,

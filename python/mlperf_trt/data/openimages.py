@@ -232,8 +232,7 @@ class OpenImages:
 
     def open(self, out_dir: Path) -> PreparedSamples:
         """The prepared cache in out_dir; a DataError saying what to run when missing or stale."""
-        samples = open_versioned(out_dir, self.name, PREPROCESS_VERSION, "retinanet")
-        return samples
+        return open_versioned(out_dir, self.name, PREPROCESS_VERSION, "retinanet")
 
     def prepare(
         self,
