@@ -20,7 +20,6 @@ import contextlib
 import datetime as _dt
 import hashlib
 import io
-import json
 import logging
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -37,6 +36,7 @@ from mlperf_trt.backends.calibration import (
     ranges_from_tensors_data,
     write_calibration_cache,
 )
+from mlperf_trt.backends.engine_dir import RECIPE_FILE, check_name, complete_record, file_entry
 from mlperf_trt.errors import BackendError, ResultsError, closest
 from mlperf_trt.results.layout import AtomicResultDir, atomic_write_json
 
@@ -63,7 +63,6 @@ SUPPORTED_PRECISIONS: tuple[str, ...] = ("fp32", "int8")
 MODEL_FILE = "model.onnx"
 MODEL_DATA_FILE = "model.onnx.data"  # external weights, only for models over the protobuf limit
 CALIBRATION_FILE = "calib.cache"
-RECIPE_FILE = "recipe.json"
 _PROVIDER = "CPUExecutionProvider"
 # protobuf cannot serialise a message of 2 GiB or more; larger models keep weights beside the file.
 _EXTERNAL_DATA_BYTES = 1 << 30
@@ -179,22 +178,6 @@ def model_hash(model: onnx.ModelProto) -> str:
     return hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
 
 
-def _check_name(value: str, what: str) -> str:
-    if not value or value in (".", "..") or value.startswith(".") or "/" in value or "\\" in value:
-        raise BackendError(
-            f"{what} {value!r} cannot be a folder name: expected a plain name such as 'resnet50'"
-        )
-    return value
-
-
-def _file_entry(path: Path) -> dict[str, Any]:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
-
-
 def _save_model(model: onnx.ModelProto, path: Path) -> None:
     import onnx as _onnx
 
@@ -259,8 +242,8 @@ class OrtBackend:
         options: OrtOptions = OrtOptions(),  # noqa: B008 - frozen, so sharing it is safe
     ) -> None:
         self.engines_root = Path(engines_root)
-        self.system_id = _check_name(system_id, "system id")
-        self.benchmark = _check_name(benchmark, "benchmark name")
+        self.system_id = check_name(system_id, "system id")
+        self.benchmark = check_name(benchmark, "benchmark name")
         self.options = options
 
     def availability(self) -> tuple[bool, str]:
@@ -334,7 +317,7 @@ class OrtBackend:
                     quantization["preprocessed"] = _quantize(
                         model, recipe, calibration, method, tmp, scratch_parent=final.parent
                     )
-                files = {p.name: _file_entry(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+                files = {p.name: file_entry(p) for p in sorted(tmp.iterdir()) if p.is_file()}
                 record: dict[str, Any] = recipe.to_json()
                 record.update(
                     digest=recipe.digest(),
@@ -573,27 +556,13 @@ def _quantize_dynamic(model: onnx.ModelProto, out_dir: Path, scratch_parent: Pat
 
 def _is_complete(final: Path, recipe: EngineRecipe, quantization: dict[str, Any] | None) -> bool:
     """True when `final` holds a finished build of `recipe` with the current INT8 layout."""
-    try:
-        record = json.loads((final / RECIPE_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return False
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        log.warning("ignoring unreadable %s (%s); rebuilding", final / RECIPE_FILE, err)
-        return False
-    if not isinstance(record, dict) or record.get("digest") != recipe.digest():
+    record = complete_record(final, recipe, MODEL_FILE)
+    if record is None:
         return False
     if quantization is not None:
         old = record.get("quantization") or {}
         if {k: old.get(k) for k in quantization} != quantization:
             log.info("INT8 layout changed since %s was built; rebuilding", final)
-            return False
-    files = record.get("files")
-    if not isinstance(files, dict) or MODEL_FILE not in files:
-        return False
-    for name, entry in files.items():
-        path = final / name
-        if not path.is_file() or path.stat().st_size != (entry or {}).get("bytes"):
-            log.warning("%s is missing or changed since the build; rebuilding", path)
             return False
     return True
 

@@ -40,6 +40,7 @@ from mlperf_trt.backends.calibration import (
     read_calibration_cache,
     write_calibration_cache,
 )
+from mlperf_trt.backends.engine_dir import check_name, complete_record, file_entry
 from mlperf_trt.backends.ort import model_hash
 from mlperf_trt.backends.trt import availability, require_tensorrt
 from mlperf_trt.backends.trt.recipe import (
@@ -365,42 +366,9 @@ def _ranges_hash(ranges: Mapping[str, tuple[float, float]]) -> str:
     return "ranges:" + hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _file_entry(path: Path) -> dict[str, Any]:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
-
-
 def _is_complete(final: Path, recipe: EngineRecipe) -> bool:
     """True when `final` holds a finished build of `recipe` (docs/engines.md, "Complete or not")."""
-    try:
-        record = json.loads((final / RECIPE_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return False
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        log.warning("ignoring unreadable %s (%s); rebuilding", final / RECIPE_FILE, err)
-        return False
-    if not isinstance(record, dict) or record.get("digest") != recipe.digest():
-        return False
-    files = record.get("files")
-    if not isinstance(files, dict) or ENGINE_FILE not in files:
-        return False
-    for name, entry in files.items():
-        path = final / name
-        if not path.is_file() or path.stat().st_size != (entry or {}).get("bytes"):
-            log.warning("%s is missing or changed since the build; rebuilding", path)
-            return False
-    return True
-
-
-def _check_name(value: str, what: str) -> str:
-    if not value or value in (".", "..") or value.startswith(".") or "/" in value or "\\" in value:
-        raise BackendError(
-            f"{what} {value!r} cannot be a folder name: expected a plain name such as 'resnet50'"
-        )
-    return value
+    return complete_record(final, recipe, ENGINE_FILE) is not None
 
 
 class TrtBackend:
@@ -416,8 +384,8 @@ class TrtBackend:
         options: TrtOptions = TrtOptions(),  # noqa: B008 - frozen, so sharing it is safe
     ) -> None:
         self.engines_root = Path(engines_root)
-        self.system_id = _check_name(system_id, "system id")
-        self.benchmark = _check_name(benchmark, "benchmark name")
+        self.system_id = check_name(system_id, "system id")
+        self.benchmark = check_name(benchmark, "benchmark name")
         self.options = options
         self._engines: dict[tuple[Path, int], Any] = {}
         self._lock = threading.Lock()  # workers may load their executors concurrently
@@ -575,7 +543,7 @@ class TrtBackend:
                     created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                     engine_file=ENGINE_FILE,
                     profiles=[p.to_json() for p in profiles],
-                    files={p.name: _file_entry(p) for p in sorted(tmp.iterdir()) if p.is_file()},
+                    files={p.name: file_entry(p) for p in sorted(tmp.iterdir()) if p.is_file()},
                 )
                 atomic_write_json(tmp / RECIPE_FILE, record)  # last: it marks the build complete
         except (ResultsError, OSError) as err:

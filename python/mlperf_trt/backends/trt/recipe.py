@@ -25,6 +25,7 @@ from typing import Any
 
 from mlperf_trt.backends.base import EngineRecipe
 from mlperf_trt.backends.calibration import CALIBRATION_METHODS, INT8_MAX, symmetric_scale
+from mlperf_trt.backends.engine_dir import RECIPE_FILE
 from mlperf_trt.errors import BackendError, closest
 
 __all__ = [
@@ -55,7 +56,6 @@ __all__ = [
 
 ENGINE_FILE = "engine.plan"
 CALIBRATION_FILE = "calib.cache"
-RECIPE_FILE = "recipe.json"
 TIMING_CACHE_FILE = "timing.cache"
 
 SUPPORTED_PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8", "fp8")
