@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "bindings/arrays.h"
+#include "bindings/bind_pool.h"
 #include "bindings/bindings.h"
 #include "common/check.h"
 #include "kernels/cpu/argmax.h"
@@ -83,40 +84,6 @@ size_t packed_row_bytes(const py::array& arr, const char* what) {
     expected *= arr.shape(k);
   }
   return static_cast<size_t>(expected);
-}
-
-template <typename Pool>
-void bind_pool(py::module_& m, const char* name, const char* doc) {
-  py::class_<Pool>(m, name, doc)
-      .def(py::init<size_t, size_t>(), py::arg("buffer_bytes"), py::arg("count"))
-      .def(
-          "acquire",
-          [](py::object self, double timeout_s) {
-            auto& pool = self.cast<Pool&>();
-            const auto timeout_us =
-                timeout_s < 0 ? int64_t{-1} : static_cast<int64_t>(timeout_s * 1e6);
-            kernels::BufferPool::Buffer buffer;
-            {
-              py::gil_scoped_release release;
-              buffer = pool.acquire(timeout_us);
-            }
-            // The view's base is the pool object: the memory outlives every view of it.
-            py::array view(py::dtype::of<uint8_t>(),
-                           std::vector<py::ssize_t>{static_cast<py::ssize_t>(pool.buffer_bytes())},
-                           std::vector<py::ssize_t>{1}, buffer.data, self);
-            return py::make_tuple(buffer.id, view);
-          },
-          py::arg("timeout_s") = 0.0,
-          "(id, uint8 view of buffer_bytes); waits up to timeout_s (< 0: for ever) when all are "
-          "out, then raises KernelError.")
-      .def(
-          "release", [](Pool& pool, size_t id) { pool.release(id); }, py::arg("id"),
-          "Return buffer `id`; its views stay valid memory but the buffer may be handed out again.")
-      .def_property_readonly("buffer_bytes", [](const Pool& p) { return p.buffer_bytes(); })
-      .def_property_readonly("capacity", [](const Pool& p) { return p.capacity(); })
-      .def_property_readonly("available", [](const Pool& p) { return p.available(); })
-      .def_property_readonly("alignment", [](const Pool& p) { return p.alignment(); })
-      .def_property_readonly("stride", [](const Pool& p) { return p.stride(); });
 }
 
 py::array gather_rows(const py::handle& src_obj, const py::handle& indices_obj,

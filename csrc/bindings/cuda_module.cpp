@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "bindings/arrays.h"
+#include "bindings/bind_pool.h"
 #include "bindings/errors.h"
 #include "build_config.h"
 #include "common/check.h"
@@ -171,37 +172,6 @@ GatherCall gather_call(const py::handle& src_obj, const py::handle& indices_obj)
   c.out = py::array(c.src.dtype(), shape);
   return c;
 }
-
-template <typename Pool>
-void bind_pool(py::module_& m, const char* name, const char* doc) {
-  py::class_<Pool>(m, name, doc)
-      .def(py::init<size_t, size_t>(), py::arg("buffer_bytes"), py::arg("count"))
-      .def(
-          "acquire",
-          [](py::object self, double timeout_s) {
-            auto& pool = self.cast<Pool&>();
-            const auto timeout_us =
-                timeout_s < 0 ? int64_t{-1} : static_cast<int64_t>(timeout_s * 1e6);
-            kernels::BufferPool::Buffer buffer;
-            {
-              py::gil_scoped_release release;
-              buffer = pool.acquire(timeout_us);
-            }
-            py::array view(py::dtype::of<uint8_t>(),
-                           std::vector<py::ssize_t>{static_cast<py::ssize_t>(pool.buffer_bytes())},
-                           std::vector<py::ssize_t>{1}, buffer.data, self);
-            return py::make_tuple(buffer.id, view);
-          },
-          py::arg("timeout_s") = 0.0)
-      .def(
-          "release", [](Pool& pool, size_t id) { pool.release(id); }, py::arg("id"))
-      .def_property_readonly("buffer_bytes", [](const Pool& p) { return p.buffer_bytes(); })
-      .def_property_readonly("capacity", [](const Pool& p) { return p.capacity(); })
-      .def_property_readonly("available", [](const Pool& p) { return p.available(); })
-      .def_property_readonly("alignment", [](const Pool& p) { return p.alignment(); })
-      .def_property_readonly("stride", [](const Pool& p) { return p.stride(); });
-}
-
 
 // --- RetinaNet and sliding-window helpers (SPEC §2.2, §2.3) ---------------------------------
 kernels::RetinaNetParams retinanet_params(float score_threshold, size_t topk_per_level,
@@ -629,7 +599,7 @@ PYBIND11_MODULE(_cuda, m) {
       py::arg("dst"), py::arg("src"), py::arg("nbytes"), py::arg("stream") = 0,
       py::call_guard<py::gil_scoped_release>(),
       "cudaMemcpyAsync with the direction taken from the addresses (unified addressing).");
-  bind_pool<kernels::cuda::PinnedPool>(
+  bindings::bind_pool<kernels::cuda::PinnedPool>(
       m, "PinnedPool",
       "`count` page-locked host buffers of `buffer_bytes` (cudaHostAlloc), 256-byte aligned; "
       "the same interface as _C.kernels.HostPool.");
