@@ -23,6 +23,11 @@ Routines (each in benchmarks/routines/, one module per domain):
                 GB/s of table rows read (C++ against numpy, on the set's own multi-hot ids);
                 Offline pairs/s and samples/s (FP32, INT8); the Server QPS reached under the 60 ms
                 p99 bound (SPEC §2.8) from a short search over server_target_qps.
+  vision-cpu    tiny RetinaNet and 3D-UNet, FP32, ONNX Runtime, Offline: RetinaNet samples/s of the
+                raw-head model (decode + NMS in C++) against the same network in the reference
+                ONNX interface (NMS in the graph, --model-path), alternating and repeated, medians
+                and the paired ratio; 3D-UNet cases/s and voxels/s. Its LoadGen runs are
+                `run` child processes too, as below.
 
 The LoadGen runs of bert-cpu and dlrm-cpu are `python -m mlperf_trt run` child processes; data
 sets and engines are cached under ./data and ./engines of the current folder, as for `run`.
@@ -95,6 +100,7 @@ ROUTINES = {
     "resnet50-cpu": Routine("resnet50_cpu", "routine_resnet50_cpu"),
     "bert-cpu": Routine("bert_cpu", "routine_bert_cpu"),
     "dlrm-cpu": Routine("dlrm_cpu", "routine_dlrm_cpu"),
+    "vision-cpu": Routine("vision_cpu", "routine_vision_cpu"),
 }
 
 

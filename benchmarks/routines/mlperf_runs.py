@@ -61,9 +61,11 @@ def run_cli(
     sets: Sequence[str] = (),
     model_size: str = "tiny",
     backend: str = "ort",
+    args: Sequence[str] = (),
 ) -> CliRun:
-    """Runs `python -m mlperf_trt run` once (performance mode); raises SystemExit with the
-    child's output when it failed for another reason than an INVALID result."""
+    """Runs `python -m mlperf_trt run` once (performance mode); `args` go at the end of its
+    command line (e.g. `--model-path PATH --data-dir DIR`). Raises SystemExit with the child's
+    output when it failed for another reason than an INVALID result."""
     from mlperf_trt.results import summarize
 
     with tempfile.TemporaryDirectory(prefix=f"bench-{model}-") as tmp:
@@ -88,6 +90,7 @@ def run_cli(
             tmp,
             "--no-progress",
             *[f"--set={s}" for s in sets],
+            *args,
         ]
         start = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, text=True)
