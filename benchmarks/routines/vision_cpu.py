@@ -194,9 +194,11 @@ def _unet(args: argparse.Namespace, rows: list[list[Any]]) -> dict[str, Any]:
     rows.append(_row("probe", UNET, "sliding window in C++", "1 case", probe, cpu))
     qps = sized_qps(probe)
     # LoadGen's Offline query is max(min_query_count, floor(1.1 x min duration x expected QPS))
-    # samples (SPEC §3.3) and, as measured with LoadGen 5.0, not padded to whole copies of the set
-    # under equal issue: the smallest multiple of the set size at or above the duration's count,
-    # as min_query_count, makes it whole copies.
+    # samples (SPEC §3.3); under equal issue LoadGen pads what it generates to whole copies of the
+    # set (SPEC §3.5: the detail log's generated_samples_per_query), while the summary's
+    # samples_per_query stays the requested count. Requesting whole copies (the smallest
+    # multiple of the set size at or above the duration's count) keeps the two equal, so the
+    # arithmetic below can use the summary's count.
     copies = max(1, math.ceil(1.1 * args.duration_ms / 1000 * qps / UNET_CASES))
     sets = [
         *(s for s in offline_sets(args.duration_ms, qps, []) if not s.startswith("min_query")),
