@@ -45,6 +45,7 @@ __all__ = [
     "data_root",
     "open_cache",
     "read_manifest",
+    "reusable_cache",
     "sha256_file",
     "write_cache",
 ]
@@ -252,6 +253,30 @@ def read_manifest(out_dir: Path) -> Manifest | None:
             f"{path} is not valid JSON ({err}); delete {out_dir} and prepare the data set again"
         ) from err
     return Manifest.from_json(obj, path)
+
+
+def reusable_cache(out_dir: Path, **expected: object) -> PreparedSamples | None:
+    """The complete cache in `out_dir` when its manifest's fields equal `expected` (dataset,
+    version, source, source_hash, source_files_hash, count, tensors: what the caller would write
+    now); None when there is none, or it is unreadable or was made from other data or code
+    (logged: the caller rebuilds it)."""
+    try:
+        manifest = read_manifest(out_dir)
+    except DataError as err:
+        log.warning("rebuilding %s: %s", out_dir, err)
+        return None
+    if manifest is None:
+        return None
+    if any(getattr(manifest, name) != value for name, value in expected.items()):
+        log.info("the cache in %s was made from other data or code: rebuilding it", out_dir)
+        return None
+    try:
+        samples = PreparedSamples(out_dir, manifest)
+    except DataError as err:
+        log.warning("rebuilding %s: %s", out_dir, err)
+        return None
+    log.info("reusing the prepared %s samples in %s", manifest.dataset, out_dir)
+    return samples
 
 
 class PreparedSamples:

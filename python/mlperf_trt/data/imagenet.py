@@ -33,7 +33,7 @@ from mlperf_trt.data.cache import (
     open_versioned,
     prepare_hint,
     prepared_dir,
-    read_manifest,
+    reusable_cache,
     write_cache,
 )
 from mlperf_trt.data.synthetic_images import write_images
@@ -278,30 +278,16 @@ class ImageNet:
     def _reusable(
         self, out_dir: Path, source: str, source_hash: str, files_hash: str, count: int
     ) -> PreparedSamples | None:
-        try:
-            manifest = read_manifest(out_dir)
-        except DataError as err:
-            log.warning("rebuilding %s: %s", out_dir, err)
-            return None
-        if manifest is None:
-            return None
-        same = (
-            manifest.dataset == self.name
-            and manifest.version == PREPROCESS_VERSION
-            and manifest.source == source
-            and manifest.source_hash == source_hash
-            and manifest.source_files_hash == files_hash
-            and manifest.count == count
-            and manifest.tensors == ((self.input_name, "float32", self.sample_shape),)
+        return reusable_cache(
+            out_dir,
+            dataset=self.name,
+            version=PREPROCESS_VERSION,
+            source=source,
+            source_hash=source_hash,
+            source_files_hash=files_hash,
+            count=count,
+            tensors=((self.input_name, "float32", self.sample_shape),),
         )
-        if not same:
-            log.info("the cache in %s was made from other data or code: rebuilding it", out_dir)
-            return None
-        try:
-            return PreparedSamples(out_dir, manifest)
-        except DataError as err:
-            log.warning("rebuilding %s: %s", out_dir, err)
-            return None
 
     # -- calibration ------------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from mlperf_trt.data.cache import (
     open_versioned,
     prepare_hint,
     prepared_dir,
-    read_manifest,
+    reusable_cache,
     write_cache,
 )
 from mlperf_trt.data.synthetic_images import write_images
@@ -254,22 +254,18 @@ class OpenImages:
         files_hash = _files_fingerprint(folder, truth.images)
         out_dir = Path(out_dir) if out_dir is not None else self.default_cache_dir(raw_dir)
         tensors = ((self.input_name, "float32", self.sample_shape),)
-        try:
-            manifest = read_manifest(out_dir)
-        except DataError as err:
-            log.warning("rebuilding %s: %s", out_dir, err)
-            manifest = None
-        if (
-            manifest is not None
-            and (manifest.dataset, manifest.version, manifest.source)
-            == (self.name, PREPROCESS_VERSION, source)
-            and (manifest.source_hash, manifest.source_files_hash) == (source_hash, files_hash)
-            and manifest.count == len(truth.images)
-            and manifest.tensors == tensors
-        ):
-            with contextlib.suppress(DataError):
-                log.info("reusing the prepared %s samples in %s", self.name, out_dir)
-                return PreparedSamples(out_dir, manifest)
+        reused = reusable_cache(
+            out_dir,
+            dataset=self.name,
+            version=PREPROCESS_VERSION,
+            source=source,
+            source_hash=source_hash,
+            source_files_hash=files_hash,
+            count=len(truth.images),
+            tensors=tensors,
+        )
+        if reused is not None:
+            return reused
 
         def fill(i: int) -> list[np.ndarray]:
             return [preprocess(decode(folder / truth.images[i].file_name))]

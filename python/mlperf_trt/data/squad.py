@@ -28,7 +28,7 @@ from mlperf_trt.data.cache import (
     open_versioned,
     prepare_hint,
     prepared_dir,
-    read_manifest,
+    reusable_cache,
     write_cache,
 )
 from mlperf_trt.data.squad_features import (
@@ -241,26 +241,18 @@ class Squad:
         )
 
     def _reusable(self, out_dir: Path, raw_dir: Path, vocab_path: Path) -> PreparedSamples | None:
-        try:
-            manifest = read_manifest(out_dir)
-        except DataError as err:
-            log.warning("rebuilding %s: %s", out_dir, err)
-            return None
-        if manifest is None:
-            return None
-        same = (
-            manifest.dataset == self.name
-            and manifest.version == PREPROCESS_VERSION
-            and manifest.source == str(Path(raw_dir).resolve())
-            and manifest.source_hash == _sha256(Path(raw_dir) / DEV_JSON)
-            and manifest.source_files_hash == _sha256(vocab_path)
-            and manifest.tensors == tuple((n, "int64", _SAMPLE_SHAPE) for n in TENSORS)
+        samples = reusable_cache(
+            out_dir,
+            dataset=self.name,
+            version=PREPROCESS_VERSION,
+            source=str(Path(raw_dir).resolve()),
+            source_hash=_sha256(Path(raw_dir) / DEV_JSON),
+            source_files_hash=_sha256(vocab_path),
+            tensors=tuple((n, "int64", _SAMPLE_SHAPE) for n in TENSORS),
         )
-        if not same:
-            log.info("the cache in %s was made from other data or code: rebuilding it", out_dir)
+        if samples is None:
             return None
         try:
-            samples = PreparedSamples(out_dir, manifest)
             self._read_features_file(samples)
         except DataError as err:
             log.warning("rebuilding %s: %s", out_dir, err)
