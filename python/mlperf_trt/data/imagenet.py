@@ -12,7 +12,6 @@ checks it) and do crop + channel swap + mean + transpose in one C++ kernel call.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -37,6 +36,7 @@ from mlperf_trt.data.cache import (
     write_cache,
 )
 from mlperf_trt.data.synthetic_images import write_images
+from mlperf_trt.data.synthetic_target import begin_synthetic
 from mlperf_trt.errors import DataError
 from mlperf_trt.progress import Progress
 from mlperf_trt.results.layout import atomic_write_text
@@ -353,16 +353,9 @@ class ImageNet:
         val_map.txt is written last: a folder without it is not a (complete) data set.
         """
         raw_dir = Path(raw_dir)
-        if count <= 0:
-            raise DataError(f"cannot synthesize {count} images: expected a count >= 1")
-        if seed < 0:
-            raise DataError(f"seed {seed} is negative: expected an integer >= 0")
-        self._check_synthetic_target(raw_dir)
-        raw_dir.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            (raw_dir / VAL_MAP).unlink()  # until the new one is written, this is no data set
-        # The mark first, so that a set interrupted half-way can be synthesised over again.
-        atomic_write_text(raw_dir / README, f"{_README_MARK} (incomplete: no {VAL_MAP} yet).\n")
+        begin_synthetic(
+            raw_dir, mark=_README_MARK, list_file=VAL_MAP, count=count, seed=seed, unit="images"
+        )
         names = [f"ILSVRC2012_val_{i + 1:08d}.JPEG" for i in range(count)]
         wanted = set(names)
         for stale in raw_dir.glob("ILSVRC2012_val_*.JPEG"):  # images of an earlier, larger set
@@ -401,22 +394,6 @@ class ImageNet:
             raw_dir / VAL_MAP,
             "".join(f"{n} {int(lab)}\n" for n, lab in zip(names, labels, strict=True)),
         )
-
-    def _check_synthetic_target(self, raw_dir: Path) -> None:
-        """Never overwrite a real data set: raw_dir must be new, empty or a synthetic set."""
-        if not raw_dir.exists():
-            return
-        if not raw_dir.is_dir():
-            raise DataError(
-                f"{raw_dir} is not a folder: pass a new or empty folder to synthesize into"
-            )
-        readme = raw_dir / README
-        ours = readme.is_file() and readme.read_text(errors="replace").startswith(_README_MARK)
-        if not ours and any(raw_dir.iterdir()):
-            raise DataError(
-                f"{raw_dir} is not empty and holds no synthetic set written by mlperf_trt; it may"
-                " be a real data set: synthesize into a new or empty folder instead"
-            )
 
     def _model_labels(
         self,

@@ -23,7 +23,6 @@ scored against the prepared labels.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from mlperf_trt.data.kits19 import (
     preprocess_arrays,
     read_nifti,
 )
+from mlperf_trt.data.synthetic_target import begin_synthetic
 from mlperf_trt.errors import DataError
 from mlperf_trt.progress import Progress
 from mlperf_trt.results.layout import atomic_write_json, atomic_write_text
@@ -168,34 +168,13 @@ def _save_nifti(path: Path, array: np.ndarray, spacing: tuple[float, float, floa
     tmp.replace(path)
 
 
-def _check_target(raw_dir: Path) -> None:
-    """Never overwrite a real data set: raw_dir must be new, empty or a synthetic set."""
-    if not raw_dir.exists():
-        return
-    if not raw_dir.is_dir():
-        raise DataError(f"{raw_dir} is not a folder: pass a new or empty folder to synthesize into")
-    readme = raw_dir / README
-    ours = readme.is_file() and readme.read_text(errors="replace").startswith(_README_MARK)
-    if not ours and any(raw_dir.iterdir()):
-        raise DataError(
-            f"{raw_dir} is not empty and holds no synthetic set written by mlperf_trt; it may be"
-            " a real data set: synthesize into a new or empty folder instead"
-        )
-
-
 def write_synthetic_set(
     raw_dir: Path, count: int, seed: int, model_fn: ModelFn, show_progress: bool = True
 ) -> dict[str, Any]:
     """Write `count` cases plus inference_cases.json (last) into raw_dir; see the module doc."""
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise DataError(f"cannot synthesize {count!r} cases: expected a count >= 1")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise DataError(f"seed {seed!r} is negative or not an integer: expected an integer >= 0")
-    _check_target(raw_dir)
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):
-        (raw_dir / CASE_LIST).unlink()  # until the new list is written, this is no data set
-    atomic_write_text(raw_dir / README, f"{_README_MARK} (incomplete: no {CASE_LIST} yet).\n")
+    begin_synthetic(
+        raw_dir, mark=_README_MARK, list_file=CASE_LIST, count=count, seed=seed, unit="cases"
+    )
     cases = [f"case_{i:05d}" for i in range(count)]
     for stale in raw_dir.glob("case_*"):
         if stale.is_dir() and stale.name not in cases:

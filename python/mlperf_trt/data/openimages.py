@@ -18,7 +18,6 @@ script reads them there), not stored in the cache.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -43,6 +42,7 @@ from mlperf_trt.data.cache import (
     write_cache,
 )
 from mlperf_trt.data.synthetic_images import write_images
+from mlperf_trt.data.synthetic_target import begin_synthetic
 from mlperf_trt.errors import DataError
 from mlperf_trt.progress import Progress
 from mlperf_trt.results.layout import atomic_write_text
@@ -355,15 +355,9 @@ class OpenImages:
         from mlperf_trt.models.retinanet_post import payload_reference
 
         raw_dir = Path(raw_dir)
-        if count <= 0:
-            raise DataError(f"cannot synthesize {count} images: expected a count >= 1")
-        if seed < 0:
-            raise DataError(f"seed {seed} is negative: expected an integer >= 0")
-        self._check_synthetic_target(raw_dir)
-        raw_dir.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            (raw_dir / ANNOTATIONS).unlink()
-        atomic_write_text(raw_dir / README, f"{_README_MARK} (incomplete: no {ANNOTATIONS}).\n")
+        begin_synthetic(
+            raw_dir, mark=_README_MARK, list_file=ANNOTATIONS, count=count, seed=seed, unit="images"
+        )
         folder = raw_dir / IMAGES_DIR
         names = [f"{seed:08x}{i:08x}.jpg" for i in range(count)]  # 16 hex digits, as OpenImages
         wanted = set(names)
@@ -494,19 +488,3 @@ class OpenImages:
             progress.update(len(out), force=True)
             progress.close()
         return out
-
-    def _check_synthetic_target(self, raw_dir: Path) -> None:
-        """Never overwrite a real data set: raw_dir must be new, empty or a synthetic set."""
-        if not raw_dir.exists():
-            return
-        if not raw_dir.is_dir():
-            raise DataError(
-                f"{raw_dir} is not a folder: pass a new or empty folder to synthesize into"
-            )
-        readme = raw_dir / README
-        ours = readme.is_file() and readme.read_text(errors="replace").startswith(_README_MARK)
-        if not ours and any(raw_dir.iterdir()):
-            raise DataError(
-                f"{raw_dir} is not empty and holds no synthetic set written by mlperf_trt; it may"
-                " be a real data set: synthesize into a new or empty folder instead"
-            )

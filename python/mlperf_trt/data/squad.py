@@ -41,6 +41,7 @@ from mlperf_trt.data.squad_features import (
 )
 from mlperf_trt.data.squad_synthetic import make_text, vocab_lines
 from mlperf_trt.data.squad_tokenizer import WordPieceTokenizer, read_vocab
+from mlperf_trt.data.synthetic_target import begin_synthetic
 from mlperf_trt.errors import DataError
 from mlperf_trt.progress import Progress
 from mlperf_trt.results.layout import atomic_write_text
@@ -344,15 +345,9 @@ class Squad:
         from mlperf_trt.accuracy import squad as squad_metric  # the metric decodes the answers
 
         raw_dir = Path(raw_dir)
-        if count <= 0:
-            raise DataError(f"cannot synthesize {count} questions: expected a count >= 1")
-        if seed < 0:
-            raise DataError(f"seed {seed} is negative: expected an integer >= 0")
-        self._check_synthetic_target(raw_dir)
-        raw_dir.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            (raw_dir / DEV_JSON).unlink()
-        atomic_write_text(raw_dir / README, f"{_README_MARK} (incomplete: no {DEV_JSON} yet).\n")
+        begin_synthetic(
+            raw_dir, mark=_README_MARK, list_file=DEV_JSON, count=count, seed=seed, unit="questions"
+        )
         text = make_text(count, seed)
         lines = vocab_lines(text.words)
         atomic_write_text(raw_dir / VOCAB, "".join(f"{t}\n" for t in lines))
@@ -459,17 +454,3 @@ class Squad:
             progress.update(len(feats), force=True)
             progress.close()
         return logits
-
-    def _check_synthetic_target(self, raw_dir: Path) -> None:
-        """Never overwrite a real data set: raw_dir must be new, empty or a synthetic set."""
-        if not raw_dir.exists():
-            return
-        if not raw_dir.is_dir():
-            raise DataError(f"{raw_dir} is not a folder: pass a new or empty folder")
-        readme = raw_dir / README
-        ours = readme.is_file() and readme.read_text(errors="replace").startswith(_README_MARK)
-        if not ours and any(raw_dir.iterdir()):
-            raise DataError(
-                f"{raw_dir} is not empty and holds no synthetic set written by mlperf_trt; it may"
-                " be a real data set: synthesize into a new or empty folder instead"
-            )
