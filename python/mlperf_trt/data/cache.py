@@ -46,6 +46,7 @@ __all__ = [
     "open_cache",
     "read_manifest",
     "reusable_cache",
+    "seeded_subset",
     "sha256_file",
     "write_cache",
 ]
@@ -95,6 +96,17 @@ def open_versioned(out_dir: Path, dataset: str, version: str, model: str) -> Pre
             f" `{prepare_hint(model, m.source)}` to rebuild it"
         )
     return samples
+
+
+def seeded_subset(count: int, size: int, seed: int) -> list[int]:
+    """Sorted sample indices to calibrate on when no official list is given: `size` of
+    range(count) drawn without replacement with `seed` (all of it when count <= size)."""
+    if count < 0 or size < 0:
+        raise DataError(f"calibration needs count >= 0 and size >= 0, got {count} and {size}")
+    if count <= size:
+        return list(range(count))
+    rng = np.random.default_rng(seed)
+    return sorted(int(i) for i in rng.choice(count, size=size, replace=False))
 
 
 def files_fingerprint(folder: Path, names: Iterable[str]) -> str:

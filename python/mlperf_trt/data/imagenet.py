@@ -33,6 +33,7 @@ from mlperf_trt.data.cache import (
     prepare_hint,
     prepared_dir,
     reusable_cache,
+    seeded_subset,
     write_cache,
 )
 from mlperf_trt.data.synthetic_images import write_images
@@ -310,12 +311,7 @@ class ImageNet:
                 list_path = Path(raw_dir) / list_name
                 if list_path.is_file():
                     return self._official_calibration(Path(raw_dir), list_path)
-        if count < 0 or size < 0:
-            raise DataError(f"calibration needs count >= 0 and size >= 0, got {count} and {size}")
-        if count <= size:
-            return list(range(count))
-        rng = np.random.default_rng(seed)
-        return sorted(int(i) for i in rng.choice(count, size=size, replace=False))
+        return seeded_subset(count, size, seed)
 
     def _official_calibration(self, raw_dir: Path, list_path: Path) -> list[int]:
         by_name = {e.file: e.index for e in read_val_map(raw_dir)}

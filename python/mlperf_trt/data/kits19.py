@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from mlperf_trt.data.cache import prepared_dir, sha256_file
+from mlperf_trt.data.cache import prepared_dir, seeded_subset, sha256_file
 from mlperf_trt.errors import DataError
 from mlperf_trt.progress import Progress
 from mlperf_trt.results.layout import atomic_write_json
@@ -497,12 +497,7 @@ class KiTS19:
         `prepare_calibration(raw_dir)` to get them as volumes. `raw_dir` is accepted for the
         seam's signature; sample indices do not depend on it.
         """
-        if count < 0 or size < 0:
-            raise DataError(f"calibration needs count >= 0 and size >= 0, got {count} and {size}")
-        if count <= size:
-            return list(range(count))
-        rng = np.random.default_rng(0)
-        return sorted(int(i) for i in rng.choice(count, size=size, replace=False))
+        return seeded_subset(count, size, 0)
 
     def synthesize(
         self,

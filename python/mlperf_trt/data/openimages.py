@@ -39,8 +39,10 @@ from mlperf_trt.data.cache import (
     prepare_hint,
     prepared_dir,
     reusable_cache,
+    seeded_subset,
     write_cache,
 )
+from mlperf_trt.data.imagenet import decode  # cv2.imread as both references do (SPEC §2.1, §2.2)
 from mlperf_trt.data.synthetic_images import write_images
 from mlperf_trt.data.synthetic_target import begin_synthetic
 from mlperf_trt.errors import DataError
@@ -187,17 +189,6 @@ def read_annotations(raw_dir: Path, *, check_files: bool = True) -> OpenImagesTr
     return OpenImagesTruth(path, data, tuple(images))
 
 
-def decode(path: Path) -> np.ndarray:
-    """cv2.imread (IMREAD_COLOR), as the reference: uint8 HxWx3 BGR for RGB, grey and CMYK JPEGs."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise DataError(
-            f"cannot decode {path} as an image (missing, unreadable or not a JPEG/PNG); replace"
-            " it with the original file from the data set"
-        )
-    return img
-
-
 def preprocess(img_bgr: np.ndarray) -> np.ndarray:
     """float32 [3,800,800]: the reference pre_process_openimages_retinanet (SPEC §2.2)."""
     if not isinstance(img_bgr, np.ndarray) or img_bgr.ndim != 3 or img_bgr.shape[2] != 3:
@@ -301,12 +292,7 @@ class OpenImages:
         """
         if raw_dir is not None and (Path(raw_dir) / CALIBRATION_LIST).is_file():
             return self._listed(Path(raw_dir))
-        if count < 0 or size < 0:
-            raise DataError(f"calibration needs count >= 0 and size >= 0, got {count} and {size}")
-        if count <= size:
-            return list(range(count))
-        rng = np.random.default_rng(seed)
-        return sorted(int(i) for i in rng.choice(count, size=size, replace=False))
+        return seeded_subset(count, size, seed)
 
     def _listed(self, raw_dir: Path) -> list[int]:
         list_path = raw_dir / CALIBRATION_LIST

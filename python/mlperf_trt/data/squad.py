@@ -29,6 +29,7 @@ from mlperf_trt.data.cache import (
     prepare_hint,
     prepared_dir,
     reusable_cache,
+    seeded_subset,
     write_cache,
 )
 from mlperf_trt.data.squad_features import (
@@ -288,12 +289,7 @@ class Squad:
             path = Path(raw_dir) / CALIBRATION_QAS_IDS
             if path.is_file():
                 return self._qas_id_list(path, Path(raw_dir))
-        if count < 0 or size < 0:
-            raise DataError(f"calibration needs count >= 0 and size >= 0, got {count} and {size}")
-        if count <= size:
-            return list(range(count))
-        rng = np.random.default_rng(seed)
-        return sorted(int(i) for i in rng.choice(count, size=size, replace=False))
+        return seeded_subset(count, size, seed)
 
     def _feature_list(self, path: Path, count: int) -> list[int]:
         indices: set[int] = set()
