@@ -15,7 +15,6 @@ batches; a batch runs its bucket's bound x its size tokens grouped, 384 x its si
 from __future__ import annotations
 
 import argparse
-import statistics
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,13 @@ import numpy as np
 from routines.mlperf_runs import (
     CliRun,
     load_note,
+    median_rate,
     offline_sets,
+    paired_ratio,
     probe_offline,
     run_cli,
     sized_qps,
+    spread,
     validity,
 )
 from run import print_table
@@ -160,15 +162,6 @@ def _official_lengths(data_dir: Path) -> np.ndarray:
     return lengths
 
 
-def _median(runs: list[CliRun]) -> float:
-    return statistics.median(r.samples_per_second for r in runs)
-
-
-def _spread(runs: list[CliRun]) -> str:
-    values = [r.samples_per_second for r in runs]
-    return f"{min(values):.4g}-{max(values):.4g}"
-
-
 def routine_bert_cpu(args: argparse.Namespace) -> dict[str, Any]:
     from mlperf_trt.data.squad import Squad
     from mlperf_trt.errors import ConfigError
@@ -228,8 +221,8 @@ def routine_bert_cpu(args: argparse.Namespace) -> dict[str, Any]:
     )
     summary_rows = []
     for precision in PRECISIONS:
-        grouped = _median(runs[precision]["grouped"])
-        ungrouped = _median(runs[precision]["ungrouped"])
+        grouped = median_rate(runs[precision]["grouped"])
+        ungrouped = median_rate(runs[precision]["ungrouped"])
         report[precision] = {
             "expected_qps": qps[precision],
             "grouped_median": grouped,
@@ -237,13 +230,8 @@ def routine_bert_cpu(args: argparse.Namespace) -> dict[str, Any]:
             "grouped_over_ungrouped": grouped / ungrouped,
             "runs": {g: [r.to_json() for r in rs] for g, rs in runs[precision].items()},
         }
-        spread = [_spread(runs[precision][g]) for g, _ in GROUPINGS]
-        # The two runs of a repetition ran back to back: their ratio is the one least moved by
-        # whatever else this machine ran meanwhile.
-        paired = statistics.median(
-            g.samples_per_second / u.samples_per_second
-            for g, u in zip(runs[precision]["grouped"], runs[precision]["ungrouped"], strict=True)
-        )
+        spread = [spread(runs[precision][g]) for g, _ in GROUPINGS]
+        paired = paired_ratio(runs[precision]["grouped"], runs[precision]["ungrouped"])
         report[precision]["paired_ratio_median"] = paired
         summary_rows.append(
             [

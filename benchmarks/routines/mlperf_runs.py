@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -147,6 +148,25 @@ def probe_offline(model: str, precision: str, sets: Sequence[str]) -> CliRun:
 def sized_qps(probe: CliRun) -> float:
     """The expected QPS for measured Offline runs after `probe` (3 significant digits)."""
     return float(f"{QUERY_HEADROOM * probe.samples_per_second:.3g}")
+
+
+def median_rate(runs: Sequence[CliRun]) -> float:
+    """The median samples/s of `runs`."""
+    return statistics.median(r.samples_per_second for r in runs)
+
+
+def spread(runs: Sequence[CliRun]) -> str:
+    """'min-max' of the runs' samples/s."""
+    values = [r.samples_per_second for r in runs]
+    return f"{min(values):.4g}-{max(values):.4g}"
+
+
+def paired_ratio(a: Sequence[CliRun], b: Sequence[CliRun]) -> float:
+    """The median of a[i]/b[i] samples/s: runs i of a and b ran back to back, so their ratio is
+    the one least moved by whatever else the machine ran meanwhile."""
+    return statistics.median(
+        x.samples_per_second / y.samples_per_second for x, y in zip(a, b, strict=True)
+    )
 
 
 def validity(run: CliRun) -> str:

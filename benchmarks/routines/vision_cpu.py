@@ -26,7 +26,6 @@ import argparse
 import math
 import os
 import resource
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -36,10 +35,13 @@ from typing import Any
 from routines.mlperf_runs import (
     CliRun,
     load_note,
+    median_rate,
     offline_sets,
+    paired_ratio,
     probe_offline,
     run_cli,
     sized_qps,
+    spread,
     validity,
 )
 from run import print_table
@@ -79,15 +81,6 @@ def _postprocess_note() -> str:
         f" NonMaxSuppression; a's decode + NMS run in C++ (RetinaNetPostprocessor) on the raw"
         f" heads, beside the engine's batches"
     )
-
-
-def _median(runs: list[CliRun]) -> float:
-    return statistics.median(r.samples_per_second for r in runs)
-
-
-def _spread(runs: list[CliRun]) -> str:
-    values = [r.samples_per_second for r in runs]
-    return f"{min(values):.4g}-{max(values):.4g}"
 
 
 def _measured(call: Callable[..., CliRun], *args: Any, **kwargs: Any) -> tuple[CliRun, float]:
@@ -284,11 +277,8 @@ def routine_vision_cpu(args: argparse.Namespace) -> dict[str, Any]:
         f" run that got clearly fewer than {cpus} shared the cores with other work"
     )
 
-    raw, official = _median(runs[RAW]), _median(runs[OFFICIAL])
-    paired = statistics.median(
-        a.samples_per_second / b.samples_per_second
-        for a, b in zip(runs[RAW], runs[OFFICIAL], strict=True)
-    )
+    raw, official = median_rate(runs[RAW]), median_rate(runs[OFFICIAL])
+    paired = paired_ratio(runs[RAW], runs[OFFICIAL])
     report["retinanet"] = {
         "raw_median": raw,
         "official_median": official,
@@ -305,8 +295,8 @@ def routine_vision_cpu(args: argparse.Namespace) -> dict[str, Any]:
         [
             [
                 WAYS[way],
-                _median(rs),
-                _spread(rs),
+                median_rate(rs),
+                spread(rs),
                 f"{sum(r.valid for r in rs)}/{len(rs)}",
             ]
             for way, rs in runs.items()
