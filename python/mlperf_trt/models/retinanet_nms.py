@@ -35,7 +35,6 @@ checks the agreement on the tiny model and on hand-made head outputs.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,13 @@ from onnx import TensorProto, helper, numpy_helper
 
 from mlperf_trt.errors import ModelError
 from mlperf_trt.models import retinanet
+from mlperf_trt.models.retinanet_post import (
+    BBOX_XFORM_CLIP,
+    DETECTIONS_PER_IMAGE,
+    NMS_IOU,
+    SCORE_THRESH,
+    TOPK_CANDIDATES,
+)
 
 __all__ = [
     "BOXES_NAME",
@@ -55,18 +61,13 @@ __all__ = [
     "write_official",
 ]
 
-# SPEC §2.2: the reference ONNX's interface and post-processing constants.
-OPSET = 13
+# SPEC §2.2: the reference ONNX's interface; its post-processing constants are retinanet_post's.
+OPSET = retinanet.OPSET  # 13, as the official model
 IR_VERSION = 8
 BOXES_NAME = "boxes"
 LABELS_NAME = "labels"
 SCORES_NAME = "scores"
 DETECTIONS_DIM = "K"
-SCORE_THRESH = 0.05
-TOPK_CANDIDATES = 1000
-NMS_IOU = 0.5
-DETECTIONS_PER_IMAGE = 300
-BBOX_XFORM_CLIP = math.log(1000.0 / 16)  # torchvision BoxCoder's default clamp
 
 _P = "postprocess"  # prefix of every node and initializer added here
 
@@ -145,7 +146,7 @@ def _level(n: _Nodes, logits: str, level: int, start: int) -> tuple[str, str, st
     p = f"p{level + 3}"
     sigmoid = n.one("Sigmoid", [logits], f"{p}/sigmoid")
     flat = n.one("Reshape", [sigmoid, n.i64("flat_shape", -1)], f"{p}/scores")
-    thresh = n.f32("score_thresh", SCORE_THRESH)
+    thresh = n.f32("score_thresh", float(SCORE_THRESH))
     keep = n.one("Greater", [flat, thresh], f"{p}/keep")
     nonzero = n.one("NonZero", [keep], f"{p}/nonzero")  # [1, M], ascending flat index
     cand = n.one("Reshape", [nonzero, n.i64("flat_shape", -1)], f"{p}/candidates")
@@ -172,7 +173,7 @@ def _decode(n: _Nodes, deltas: str, anchor_table: str, anchor: str) -> str:
     ax1, ay1, ax2, ay2 = n.op("Split", [a], "decode/anchor_split", outputs=4, axis=1)
     dx, dy, dw, dh = n.op("Split", [d], "decode/delta_split", outputs=4, axis=1)
     half = n.f32("half", 0.5)
-    clip = n.f32("bbox_xform_clip", float(np.float32(BBOX_XFORM_CLIP)))
+    clip = n.f32("bbox_xform_clip", float(BBOX_XFORM_CLIP))
     w = n.one("Sub", [ax2, ax1], "decode/w")
     h = n.one("Sub", [ay2, ay1], "decode/h")
     cx = n.one("Add", [ax1, n.one("Mul", [half, w], "decode/half_w")], "decode/cx")
